@@ -1,0 +1,46 @@
+"""connectbyname: connect a TCP socket by host name, the way WSAConnectByName does,
+racing the host's addresses as RFC 8305 (Happy Eyeballs v2) describes, with one timeout
+for the whole call and the local and remote addresses reported."""
+
+from ._errors import (
+    ConnectByNameError,
+    HostUnreachableError,
+    InvalidParameterError,
+    NameResolutionError,
+    NotASocketError,
+    OutOfResourcesError,
+    TimedOutError,
+)
+from ._info import (
+    Address,
+    Attempt,
+    Connection,
+    ConnectionInfo,
+    Outcome,
+    connection_info,
+    format_address,
+)
+from ._resolve import Resolver
+from ._sync import connect_by_name, connect_socket_by_name
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Address",
+    "Attempt",
+    "ConnectByNameError",
+    "Connection",
+    "ConnectionInfo",
+    "HostUnreachableError",
+    "InvalidParameterError",
+    "NameResolutionError",
+    "NotASocketError",
+    "OutOfResourcesError",
+    "Outcome",
+    "Resolver",
+    "TimedOutError",
+    "connect_by_name",
+    "connect_socket_by_name",
+    "connection_info",
+    "format_address",
+]

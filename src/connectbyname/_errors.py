@@ -1,0 +1,88 @@
+"""The error hierarchy: one class per way a call can fail, all of them `OSError`.
+
+Each maps to one of WSAConnectByName's documented errors and carries the matching
+``errno``, so code that inspects ``errno`` (or catches `OSError`, `TimeoutError` or
+`ValueError`) keeps working.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import socket
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from ._info import Attempt
+
+
+class ConnectByNameError(OSError):
+    """Base class of every error this library raises.
+
+    ``attempts`` holds the record of every attempt the call made (possibly none);
+    ``nodename`` and ``servicename`` are what the caller asked for. When attempts
+    failed, ``__cause__`` is an `ExceptionGroup` of their errors.
+    """
+
+    default_errno: ClassVar[int] = 0
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        nodename: object = None,
+        servicename: object = None,
+        attempts: Iterable[Attempt] = (),
+        errno: int | None = None,
+    ) -> None:
+        super().__init__(self.default_errno if errno is None else errno, message)
+        self.nodename = nodename
+        self.servicename = servicename
+        self.attempts: tuple[Attempt, ...] = tuple(attempts)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # OSError pickles as cls(errno, strerror), which does not fit our signature.
+        return (_rebuild, (type(self), self.strerror, self.errno), self.__dict__)
+
+
+def _rebuild(cls: type[ConnectByNameError], message: str, errno: int) -> ConnectByNameError:
+    return cls(message, errno=errno)
+
+
+class InvalidParameterError(ConnectByNameError, ValueError):
+    """A parameter is missing, of the wrong type or out of range (``EINVAL``, WSAEINVAL)."""
+
+    default_errno = _errno.EINVAL
+
+
+class NotASocketError(ConnectByNameError):
+    """The supplied socket is closed or not a socket (``ENOTSOCK``, WSAENOTSOCK)."""
+
+    default_errno = _errno.ENOTSOCK
+
+
+class NameResolutionError(ConnectByNameError):
+    """The name or the service could not be resolved; ``errno`` is the resolver's
+    ``EAI_*`` code, and ``__cause__`` the resolver's own error."""
+
+    default_errno = socket.EAI_NONAME
+
+
+class HostUnreachableError(ConnectByNameError):
+    """Every address was tried (or skipped) and none connected (``EHOSTUNREACH``,
+    WSAEHOSTUNREACH)."""
+
+    default_errno = _errno.EHOSTUNREACH
+
+
+class TimedOutError(ConnectByNameError, TimeoutError):
+    """The call's timeout ran out before a connection was made (``ETIMEDOUT``,
+    WSAETIMEDOUT); it bounds name resolution and every attempt together."""
+
+    default_errno = _errno.ETIMEDOUT
+
+
+class OutOfResourcesError(ConnectByNameError):
+    """No socket could be made: out of descriptors or buffers (``EMFILE``, ``ENFILE``,
+    ``ENOBUFS`` or ``ENOMEM``, WSAENOBUFS)."""
+
+    default_errno = _errno.ENOBUFS

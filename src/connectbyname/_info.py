@@ -1,0 +1,182 @@
+"""What a connection attempt left behind: `Attempt`, `Connection` and address formatting."""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+from types import TracebackType
+
+#: A socket address as Python's socket module writes it: ``(host, port)`` for IPv4,
+#: ``(host, port, flowinfo, scope_id)`` for IPv6.
+Address = tuple[str, int] | tuple[str, int, int, int]
+
+# Connection has a field named "socket", which hides the module inside its body.
+_Socket = socket.socket
+_Family = socket.AddressFamily
+
+
+class Outcome(enum.StrEnum):
+    """How one attempt ended."""
+
+    CONNECTED = "connected"
+    """This attempt won the race."""
+    REFUSED = "refused"
+    """The remote side answered with a reset (``ECONNREFUSED``)."""
+    UNREACHABLE = "unreachable"
+    """No route to the network or host, or the address is not usable here."""
+    TIMED_OUT = "timed out"
+    """The call's timeout ran out while this attempt was in progress."""
+    ABANDONED = "abandoned"
+    """Still in progress (or connected second) when another attempt won; closed at once."""
+    SKIPPED = "skipped"
+    """Never started: the call's options do not fit this address (see `Attempt.reason`)."""
+    FAILED = "failed"
+    """Any other error, for example no socket could be made (see `Attempt.error`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One connection attempt to one address.
+
+    ``start`` is the offset in seconds from the start of the call (name resolution
+    included) at which the attempt began; ``duration`` is how long it ran until its
+    outcome was known.
+    """
+
+    address: Address
+    family: socket.AddressFamily
+    start: float
+    duration: float
+    outcome: Outcome
+    error: OSError | None = None
+    reason: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{format_address(self.address)} {self.outcome}"
+        if self.outcome is Outcome.SKIPPED:
+            return f"{text} ({self.reason})" if self.reason else text
+        text += f" after {self.duration:.3f}s"
+        if self.outcome is Outcome.FAILED and self.error is not None:
+            text += f" ({self.error.strerror or self.error})"
+        return text
+
+
+@dataclass(eq=False, slots=True)
+class Connection:
+    """A connected TCP stream socket and how it was reached.
+
+    ``socket`` is connected and blocking, with no timeout set. ``local_address`` is what
+    ``getsockname()`` returns and ``remote_address`` what ``getpeername()`` returns, with
+    IPv4-mapped IPv6 addresses written as plain IPv4. ``attempts`` holds one record per
+    address the call tried or skipped, in the order they started; ``elapsed`` is the
+    time the whole call took. Closing the connection (or leaving its ``with`` block)
+    closes the socket.
+    """
+
+    socket: _Socket
+    local_address: Address
+    remote_address: Address
+    family: _Family
+    attempts: tuple[Attempt, ...] = field(default=())
+    elapsed: float = 0.0
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.socket.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def unmap_address(address: Address) -> Address:
+    """Return ``address`` with an IPv4-mapped IPv6 host (``::ffff:a.b.c.d``) as plain IPv4."""
+    if len(address) == 4 and address[0].startswith("::ffff:"):
+        try:
+            mapped = ipaddress.IPv6Address(address[0]).ipv4_mapped
+        except ValueError:
+            return address
+        if mapped is not None:
+            return (str(mapped), address[1])
+    return address
+
+
+def format_address(address: Address) -> str:
+    """Write an address as ``1.2.3.4:80`` or ``[2001:db8::1]:80`` (``[fe80::1%eth0]:80``)."""
+    host, port = address[0], address[1]
+    if len(address) == 4 or ":" in host:
+        scope_id = address[3] if len(address) == 4 else 0
+        if scope_id and "%" not in host:
+            try:
+                host = f"{host}%{socket.if_indextoname(scope_id)}"
+            except OSError:
+                host = f"{host}%{scope_id}"
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """How a response's connection was made: see `connection_info`.
+
+    ``remote_address`` is the server's address, or the proxy's when ``via_proxy`` is
+    true. ``reused`` is true when the response came over a kept-alive connection that
+    had served an earlier request; ``attempts`` and ``elapsed`` describe the connect
+    call that opened it.
+    """
+
+    local_address: Address
+    remote_address: Address
+    attempts: tuple[Attempt, ...]
+    elapsed: float
+    reused: bool = False
+    via_proxy: bool = False
+
+    @classmethod
+    def of(cls, connection: Connection, *, via_proxy: bool = False) -> ConnectionInfo:
+        """The information of a fresh `Connection`."""
+        return cls(
+            local_address=connection.local_address,
+            remote_address=connection.remote_address,
+            attempts=connection.attempts,
+            elapsed=connection.elapsed,
+            via_proxy=via_proxy,
+        )
+
+
+#: Where adapters leave a `ConnectionInfo`: this attribute on a urllib3 response (and so
+#: on a requests response's ``raw``), or this key in an httpx response's ``extensions``.
+INFO_KEY = "connectbyname_info"
+
+
+def connection_info(response: object) -> ConnectionInfo:
+    """Return how ``response``'s connection was made: local and remote address, the
+    attempts, and whether the connection was reused.
+
+    Works for the responses of the connectbyname adapters: a urllib3 ``HTTPResponse``,
+    a requests ``Response`` and an httpx ``Response`` (sync or async), streamed or not,
+    also after the body was read and the connection went back to its pool or the client
+    was closed. Raises `LookupError` for a response that did not come over a connection
+    made by connectbyname.
+    """
+    for candidate in (response, getattr(response, "raw", None)):
+        info = getattr(candidate, INFO_KEY, None)
+        if isinstance(info, ConnectionInfo):
+            return info
+    extensions = getattr(response, "extensions", None)
+    if isinstance(extensions, dict):
+        info = extensions.get(INFO_KEY)
+        if isinstance(info, ConnectionInfo):
+            return info
+    raise LookupError(
+        f"this {type(response).__name__} did not come over a connectbyname connection"
+    )

@@ -1,0 +1,216 @@
+"""Name resolution under a deadline.
+
+``getaddrinfo`` cannot be interrupted: a resolver that hangs holds its thread until the
+system gives up, which may be minutes. So a lookup with a deadline runs on a small pool
+of daemon threads, and the caller waits for it only until the deadline; an abandoned
+lookup finishes (or hangs) on its own without holding up the caller or the
+interpreter's exit. The pool never grows beyond `MAX_THREADS` threads: past that, new
+lookups queue, and their wait still counts against their caller's deadline. Idle
+threads exit after `IDLE_SECONDS`. A lookup without a deadline runs in the caller's
+thread, and an IP literal never reaches this module at all.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._errors import NameResolutionError
+from ._info import Address
+
+#: A callable with `socket.getaddrinfo`'s signature.
+Resolver = Callable[..., Sequence[tuple[Any, ...]]]
+#: One address to try, with the family of the socket that reaches it.
+Candidate = tuple[socket.AddressFamily, Address]
+
+MAX_THREADS = 16
+IDLE_SECONDS = 5.0
+
+
+class Lookup:
+    """One name lookup, running or finished; `result` raises what the lookup raised."""
+
+    __slots__ = ("_callbacks", "_done", "_error", "_lock", "_result", "family")
+
+    def __init__(self, family: socket.AddressFamily) -> None:
+        self.family = family
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[Lookup], object]] = []
+        self._result: list[Candidate] = []
+        self._error: NameResolutionError | None = None
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` seconds; return whether the lookup has finished."""
+        return self._done.wait(timeout)
+
+    def result(self) -> list[Candidate]:
+        """The candidates, in the resolver's order; raises `NameResolutionError`."""
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def add_done_callback(self, callback: Callable[[Lookup], object]) -> None:
+        """Call ``callback(lookup)`` once finished (from the resolving thread, or now)."""
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    def _finish(self, result: list[Candidate], error: NameResolutionError | None) -> None:
+        with self._lock:
+            self._result, self._error = result, error
+            self._done.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback(self)
+
+    def run(self, resolver: Resolver, host: str, port: int) -> None:
+        try:
+            answers = resolver(host, port, self.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            result = candidates_from(answers, self.family, host)
+        except NameResolutionError as exc:
+            self._finish([], exc)
+        except Exception as exc:
+            # A resolver's own failure is a resolution failure: the caller gets the
+            # documented error, with the resolver's exception as its cause.
+            code = exc.errno if isinstance(exc, socket.gaierror) else socket.EAI_FAIL
+            error = NameResolutionError(
+                f"cannot resolve {host!r}: {exc}", nodename=host, servicename=port, errno=code
+            )
+            error.__cause__ = exc
+            self._finish([], error)
+        else:
+            self._finish(result, None)
+
+
+def candidates_from(answers: object, family: socket.AddressFamily, host: str) -> list[Candidate]:
+    """Turn a getaddrinfo answer into candidates: stream sockets of the families asked
+    for, duplicates dropped, order kept (the system sorted it per RFC 6724)."""
+    if not isinstance(answers, list | tuple):
+        raise NameResolutionError(
+            f"resolver returned {type(answers).__name__}, not a list",
+            nodename=host,
+            errno=socket.EAI_FAIL,
+        )
+    seen: set[Address] = set()
+    result: list[Candidate] = []
+    for answer in answers:
+        if not (isinstance(answer, tuple | list) and len(answer) == 5):
+            raise NameResolutionError(
+                f"resolver returned {answer!r}, not a getaddrinfo 5-tuple",
+                nodename=host,
+                errno=socket.EAI_FAIL,
+            )
+        fam, kind, _proto, _canon, sockaddr = answer
+        if kind not in (socket.SOCK_STREAM, 0) or fam not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        if family not in (socket.AF_UNSPEC, fam):
+            continue
+        address = _address(fam, sockaddr, host)
+        if address not in seen:
+            seen.add(address)
+            result.append((socket.AddressFamily(fam), address))
+    if not result:
+        raise NameResolutionError(
+            f"{host!r} has no address{'' if family == socket.AF_UNSPEC else ' of that family'}",
+            nodename=host,
+            errno=socket.EAI_NONAME,
+        )
+    return result
+
+
+def _address(family: int, sockaddr: object, host: str) -> Address:
+    if (
+        isinstance(sockaddr, tuple)
+        and len(sockaddr) == (2 if family == socket.AF_INET else 4)
+        and isinstance(sockaddr[0], str)
+        and all(isinstance(part, int) for part in sockaddr[1:])
+    ):
+        return sockaddr
+    raise NameResolutionError(
+        f"resolver returned the malformed address {sockaddr!r}",
+        nodename=host,
+        errno=socket.EAI_FAIL,
+    )
+
+
+class _Pool:
+    """Daemon threads that run lookups; at most `MAX_THREADS` of them.
+
+    Invariant, under the lock: the threads waiting for a job number ``_idle`` plus the
+    jobs queued for them; ``_waiting`` counts jobs queued with no thread to take them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._threads = 0
+        self._idle = 0
+        self._waiting = 0
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            self._jobs.put(job)
+            if self._idle:
+                self._idle -= 1
+            elif self._threads < MAX_THREADS:
+                self._threads += 1
+                threading.Thread(
+                    target=self._work, name="connectbyname-resolver", daemon=True
+                ).start()
+            else:
+                self._waiting += 1
+
+    def _work(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._jobs.empty():
+                        self._idle -= 1
+                        self._threads -= 1
+                        return
+                continue
+            job()
+            with self._lock:
+                if self._waiting:
+                    self._waiting -= 1
+                else:
+                    self._idle += 1
+
+
+_pool = _Pool()
+
+
+def _reset_after_fork() -> None:
+    # The child has none of the parent's threads: start from an empty pool.
+    global _pool  # noqa: PLW0603
+    _pool = _Pool()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def start_lookup(resolver: Resolver, host: str, port: int, family: socket.AddressFamily) -> Lookup:
+    """Start resolving on the pool; the caller waits on the `Lookup` as long as it likes."""
+    lookup = Lookup(family)
+    _pool.submit(lambda: lookup.run(resolver, host, port))
+    return lookup
+
+
+def resolve_here(resolver: Resolver, host: str, port: int, family: socket.AddressFamily) -> Lookup:
+    """Resolve in the calling thread (no deadline to honour)."""
+    lookup = Lookup(family)
+    lookup.run(resolver, host, port)
+    return lookup

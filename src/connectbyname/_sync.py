@@ -1,0 +1,198 @@
+"""The synchronous driver: non-blocking sockets and one selector, in the caller's thread.
+
+It carries out what the planner decides and decides nothing itself. Every attempt
+socket it opens lives in ``sockets`` until it either becomes the winner or is closed,
+and the ``finally`` clause closes whatever is left there, so no path out of the race
+(return, error, timeout, KeyboardInterrupt) leaves a socket open.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import socket
+import time
+from collections.abc import Iterable
+
+from ._attempt import (
+    IN_PROGRESS,
+    check_supplied_socket,
+    handshake_result,
+    log_attempts,
+    make_connection,
+    new_planner,
+    open_attempt,
+)
+from ._errors import NameResolutionError
+from ._info import Address, Connection, unmap_address
+from ._parse import Options, SocketOption, Target, parse_options, parse_target
+from ._plan import Connected, Failed, Start
+from ._resolve import Resolver, resolve_here, start_lookup
+
+# poll() needs no descriptor of its own (epoll does), which keeps a call's footprint
+# at its attempt sockets; the few descriptors of one race are poll's best case.
+_Selector = getattr(selectors, "PollSelector", selectors.SelectSelector)
+
+
+def connect_by_name(
+    nodename: str | bytes,
+    servicename: str | bytes | int,
+    *,
+    timeout: float | None = None,
+    attempt_delay: float | None = 0.25,
+    family: int = socket.AF_UNSPEC,
+    source_address: tuple[str, int] | None = None,
+    socket_options: Iterable[SocketOption] | None = (),
+    resolver: Resolver | None = None,
+) -> Connection:
+    """Resolve ``nodename`` and connect a TCP socket to it, racing its addresses.
+
+    ``nodename`` is a host name (Unicode names are IDNA-encoded per UTS 46) or an IPv4
+    or IPv6 literal (``"::1"``, ``"[::1]"``, ``"fe80::1%eth0"``); a literal never reaches
+    the resolver. ``servicename`` is a port (``443`` or ``"443"``) or a service name
+    (``"https"``). ``timeout`` bounds the whole call, name resolution included (``None``:
+    no limit of our own). A new attempt starts every ``attempt_delay`` seconds (at least
+    0.01), or at once when one fails; ``None`` tries one address at a time. ``family``
+    limits the addresses to ``AF_INET`` or ``AF_INET6``. ``source_address`` (an IP
+    literal and a port, as urllib3 takes it) and ``socket_options`` (``(level, option,
+    value)`` tuples) apply to every attempt socket before it connects; an address of the
+    other family than ``source_address`` is skipped. ``resolver`` replaces
+    `socket.getaddrinfo` and is called with its signature.
+
+    Returns a `Connection`. Raises `InvalidParameterError`, `NameResolutionError`,
+    `TimedOutError`, `HostUnreachableError` or `OutOfResourcesError`.
+    """
+    target = parse_target(nodename, servicename)
+    options = parse_options(
+        nodename,
+        servicename,
+        timeout=timeout,
+        attempt_delay=attempt_delay,
+        family=family,
+        source_address=source_address,
+        socket_options=socket_options,
+    )
+    return _connect(target, options, resolver, nodename, servicename)
+
+
+def connect_socket_by_name(
+    sock: socket.socket,
+    nodename: str | bytes,
+    servicename: str | bytes | int,
+    *,
+    timeout: float | None = None,
+    attempt_delay: float | None = 0.25,
+    socket_options: Iterable[SocketOption] | None = (),
+    resolver: Resolver | None = None,
+) -> tuple[Address, Address]:
+    """Connect the caller's socket by name: the form of Windows' ``WSAConnectByName``.
+
+    ``sock`` must be an unbound, unconnected TCP stream socket. Its family bounds the
+    addresses tried: an ``AF_INET6`` socket with ``IPV6_V6ONLY`` off reaches IPv4
+    addresses as IPv4-mapped ones. The race runs on fresh sockets, and the winner's
+    descriptor is moved onto ``sock`` with ``os.dup2`` (POSIX only), so on return
+    ``sock`` is connected. Options set on ``sock`` before the call are not carried over
+    (as with ``WSAConnectByName``): pass them as ``socket_options``, or set them again;
+    only ``sock``'s Python-level timeout is kept. The other parameters and the errors
+    are those of `connect_by_name`; a closed object or non-socket raises
+    `NotASocketError`, and a bound, connected or non-stream socket raises
+    `InvalidParameterError`.
+
+    Returns ``(local_address, remote_address)``, IPv4-mapped addresses written as IPv4.
+    """
+    target = parse_target(nodename, servicename)
+    checked, family, dual_stack = check_supplied_socket(sock, nodename, servicename)
+    options = parse_options(
+        nodename,
+        servicename,
+        timeout=timeout,
+        attempt_delay=attempt_delay,
+        family=family,
+        source_address=None,
+        socket_options=socket_options,
+    )
+    connection = _connect(target, options, resolver, nodename, servicename, dual_stack=dual_stack)
+    with connection:
+        os.dup2(connection.socket.fileno(), checked.fileno(), checked.get_inheritable())
+    # The new descriptor comes blocking; give it back the timeout sock's owner set.
+    checked.settimeout(checked.gettimeout())
+    return connection.local_address, unmap_address(connection.remote_address)
+
+
+def _connect(
+    target: Target,
+    options: Options,
+    resolver: Resolver | None,
+    nodename: object,
+    servicename: object,
+    *,
+    dual_stack: bool = False,
+) -> Connection:
+    clock = time.monotonic
+    planner = new_planner(target, options, nodename, servicename, clock())
+    if target.literal is None:
+        resolve = resolver or socket.getaddrinfo
+        family = options.family
+        if planner.deadline is None:
+            lookup = resolve_here(resolve, target.host, target.port, family)
+        else:
+            lookup = start_lookup(resolve, target.host, target.port, family)
+            lookup.wait(max(0.0, planner.deadline - clock()))
+        if lookup.done():
+            try:
+                planner.lookup_done(clock(), lookup.result())
+            except NameResolutionError as exc:
+                planner.lookup_failed(clock(), exc)
+
+    sockets: dict[int, tuple[socket.socket, Address]] = {}
+    selector = _Selector()
+    try:
+        while True:
+            action = planner.next_action(clock())
+            if isinstance(action, Start):
+                try:
+                    sock, address = open_attempt(action.candidate, options, dual_stack)
+                except OSError as exc:
+                    planner.attempt_failed(clock(), action.attempt, exc)
+                    continue
+                sockets[action.attempt] = (sock, address)
+                try:
+                    code = sock.connect_ex(address)
+                except OSError as exc:
+                    code, error = -1, exc
+                else:
+                    error = OSError(code, os.strerror(code))
+                if code == 0:
+                    planner.attempt_connected(clock(), action.attempt)
+                    sockets[action.attempt] = (sock, sock.getpeername())
+                elif code in IN_PROGRESS:
+                    selector.register(sock, selectors.EVENT_WRITE, action.attempt)
+                else:
+                    sockets.pop(action.attempt)[0].close()
+                    planner.attempt_failed(clock(), action.attempt, error)
+            elif isinstance(action, Connected):
+                sock, peer = sockets.pop(action.attempt)
+                log_attempts(target.host, target.port, action.attempts)
+                return make_connection(sock, peer, action.attempts, action.elapsed)
+            elif isinstance(action, Failed):
+                log_attempts(target.host, target.port, action.error.attempts)
+                raise action.error
+            else:
+                wait = None if action.until is None else max(0.0, action.until - clock())
+                events = selector.select(wait)
+                now = clock()
+                for key, _ in events:
+                    attempt = key.data
+                    ready = sockets[attempt][0]
+                    selector.unregister(ready)
+                    result = handshake_result(ready)
+                    if isinstance(result, OSError):
+                        sockets.pop(attempt)[0].close()
+                        planner.attempt_failed(now, attempt, result)
+                    else:
+                        sockets[attempt] = (ready, result)
+                        planner.attempt_connected(now, attempt)
+    finally:
+        for sock, _ in sockets.values():
+            sock.close()
+        selector.close()
