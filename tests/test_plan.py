@@ -9,6 +9,7 @@ import socket
 import pytest
 
 from connectbyname import (
+    AddressDeniedError,
     HostUnreachableError,
     NameResolutionError,
     Outcome,
@@ -16,6 +17,7 @@ from connectbyname import (
     TimedOutError,
 )
 from connectbyname._plan import Connected, Failed, Planner, Start, Wait
+from connectbyname._policy import Policy
 from connectbyname._resolve import Candidate
 
 V6 = socket.AF_INET6
@@ -45,6 +47,7 @@ def race(
     timeout: float | None = None,
     delay: float | None = 0.25,
     source_family: socket.AddressFamily | None = None,
+    policy: Policy | None = None,
 ) -> tuple[Connected | Failed, list[tuple[Candidate, float]]]:
     """Run a planner against a scripted network: each candidate connects (error None)
     or fails after its duration. Returns the final action and when each attempt began."""
@@ -57,6 +60,7 @@ def race(
         servicename="http",
         port=80,
         source_family=source_family,
+        policy=policy,
     )
     planner.lookup_done(clock, candidates)
     finishing: dict[int, tuple[float, OSError | None]] = {}
@@ -265,3 +269,121 @@ def test_timeout_zero_fails_before_any_attempt() -> None:
     assert starts == []
     assert isinstance(result, Failed)
     assert isinstance(result.error, TimedOutError)
+
+
+# -- separate lookups, the resolution delay and the history (RFC 8305 sections 3, 4) ----
+
+
+def _separate(**kwargs: object) -> Planner:
+    return Planner(
+        now=0.0,
+        timeout=5,
+        attempt_delay=0.25,
+        nodename="example.test",
+        servicename=80,
+        port=80,
+        lookups=(V6, V4),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_an_ipv6_answer_starts_the_race_at_once() -> None:
+    planner = _separate()
+    assert planner.next_action(0.0) == Wait(5.0)
+    planner.lookup_done(0.02, [v6(1)], V6)
+    assert planner.next_action(0.02) == Start(0, v6(1))
+
+
+def test_an_early_ipv4_answer_waits_the_resolution_delay_for_ipv6() -> None:
+    planner = _separate()
+    planner.lookup_done(0.01, [v4(1)], V4)
+    assert planner.next_action(0.01) == Wait(pytest.approx(0.06))  # type: ignore[arg-type]
+    planner.lookup_done(0.03, [v6(1)], V6)
+    assert planner.next_action(0.03) == Start(0, v6(1))
+    assert planner.next_action(0.03) == Wait(pytest.approx(0.28))  # type: ignore[arg-type]
+    assert planner.next_action(0.28) == Start(1, v4(1))
+
+
+def test_a_late_ipv6_answer_costs_no_more_than_the_resolution_delay() -> None:
+    planner = _separate()
+    planner.lookup_done(0.01, [v4(1), v4(2)], V4)
+    wait = planner.next_action(0.01)
+    assert isinstance(wait, Wait)
+    assert wait.until == pytest.approx(0.06)
+    assert planner.next_action(wait.until) == Start(0, v4(1))
+    # IPv6 answers while the race runs and joins it as the next family (section 6).
+    planner.lookup_done(0.2, [v6(1)], V6)
+    wait = planner.next_action(0.2)
+    assert isinstance(wait, Wait)
+    assert wait.until == pytest.approx(0.31)
+    assert planner.next_action(wait.until) == Start(1, v6(1))
+
+
+def test_a_failed_ipv6_lookup_ends_the_resolution_delay() -> None:
+    planner = _separate()
+    planner.lookup_done(0.01, [v4(1)], V4)
+    planner.lookup_failed(0.02, NameResolutionError("no AAAA", errno=socket.EAI_NODATA), V6)
+    assert planner.next_action(0.02) == Start(0, v4(1))
+
+
+def test_both_lookups_failing_reports_the_resolvers_error() -> None:
+    planner = _separate()
+    error = NameResolutionError("no such name", errno=socket.EAI_NONAME)
+    planner.lookup_failed(0.01, error, V6)
+    planner.lookup_failed(0.02, NameResolutionError("again"), V4)
+    result = planner.next_action(0.02)
+    assert isinstance(result, Failed)
+    assert result.error is error
+
+
+def test_history_moves_the_winner_first_and_losers_last() -> None:
+    planner = _separate(preferred=v4(1)[1], demoted=frozenset({v6(1)[1]}))
+    planner.lookup_done(0.01, [v4(2), v4(1)], V4)
+    # The remembered winner's family answered: no resolution delay.
+    first = planner.next_action(0.01)
+    assert first == Start(0, v4(1))
+    planner.lookup_done(0.02, [v6(1), v6(2)], V6)
+    planner.attempt_failed(0.03, 0, refused())
+    assert planner.next_action(0.03) == Start(1, v6(2))
+    planner.attempt_failed(0.04, 1, refused())
+    assert planner.next_action(0.04) == Start(2, v4(2))
+    planner.attempt_failed(0.05, 2, refused())
+    assert planner.next_action(0.05) == Start(3, v6(1))
+    planner.attempt_failed(0.06, 3, refused())
+    result = planner.next_action(0.06)
+    assert isinstance(result, Failed)
+    notes = [a.history for a in result.error.attempts]
+    assert notes == [
+        "moved first: it connected last time",
+        None,
+        None,
+        "moved last: it lost a race recently",
+    ]
+
+
+def test_a_remembered_ipv4_winner_waits_for_its_family_not_for_ipv6() -> None:
+    planner = _separate(preferred=v4(1)[1])
+    planner.lookup_done(0.01, [v6(1)], V6)
+    assert planner.next_action(0.01) == Wait(pytest.approx(0.06))  # type: ignore[arg-type]
+    planner.lookup_done(0.02, [v4(1)], V4)
+    assert planner.next_action(0.02) == Start(0, v4(1))
+
+
+def test_the_policy_denies_without_an_attempt() -> None:
+    def deny_v6(host: str) -> str | None:
+        return "no IPv6 here" if ":" in host else None
+
+    result, starts = race([v6(1), v4(1)], {v4(1): (0.01, None)}, policy=deny_v6)
+    assert starts == [(v4(1), 0.0)]
+    assert isinstance(result, Connected)
+    assert result.attempts[0].outcome is Outcome.DENIED
+    assert result.attempts[0].reason == "no IPv6 here"
+
+
+def test_every_address_denied_is_address_denied() -> None:
+    result, starts = race([v6(1), v4(1)], {}, policy=lambda host: "denied")
+    assert starts == []
+    assert isinstance(result, Failed)
+    assert isinstance(result.error, AddressDeniedError)
+    assert isinstance(result.error, PermissionError)
+    assert result.error.errno == errno.EACCES

@@ -3,6 +3,7 @@ racing the host's addresses as RFC 8305 (Happy Eyeballs v2) describes, with one 
 for the whole call and the local and remote addresses reported."""
 
 from ._errors import (
+    AddressDeniedError,
     ConnectByNameError,
     HostUnreachableError,
     InvalidParameterError,
@@ -11,6 +12,7 @@ from ._errors import (
     OutOfResourcesError,
     TimedOutError,
 )
+from ._history import DEFAULT_HISTORY, ConnectionHistory
 from ._info import (
     Address,
     Attempt,
@@ -20,16 +22,23 @@ from ._info import (
     connection_info,
     format_address,
 )
+from ._policy import PUBLIC_ONLY, SPECIAL_NETWORKS, AddressPolicy, Policy
 from ._resolve import Resolver
 from ._sync import connect_by_name, connect_socket_by_name
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_HISTORY",
+    "PUBLIC_ONLY",
+    "SPECIAL_NETWORKS",
     "Address",
+    "AddressDeniedError",
+    "AddressPolicy",
     "Attempt",
     "ConnectByNameError",
     "Connection",
+    "ConnectionHistory",
     "ConnectionInfo",
     "HostUnreachableError",
     "InvalidParameterError",
@@ -37,6 +46,7 @@ __all__ = [
     "NotASocketError",
     "OutOfResourcesError",
     "Outcome",
+    "Policy",
     "Resolver",
     "TimedOutError",
     "connect_by_name",

@@ -21,10 +21,24 @@ logger = logging.getLogger("connectbyname")
 IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EINTR})
 
 
+def lookup_families(target: Target, options: Options) -> tuple[socket.AddressFamily, ...]:
+    """The lookups a call makes: none for a literal, AAAA and A separately (section 3)
+    when both families are wanted, else one."""
+    if target.literal is not None:
+        return ()
+    if options.family == socket.AF_UNSPEC:
+        return (socket.AF_INET6, socket.AF_INET)
+    return (options.family,)
+
+
 def new_planner(
     target: Target, options: Options, nodename: object, servicename: object, now: float
 ) -> Planner:
     """A planner for this call; an IP literal is reported to it at once."""
+    preferred: Address | None = None
+    demoted: frozenset[Address] = frozenset()
+    if options.history is not None and target.literal is None:
+        preferred, demoted = options.history.hints(target.host, target.port, now)
     planner = Planner(
         now=now,
         timeout=options.timeout,
@@ -32,7 +46,12 @@ def new_planner(
         nodename=target.host if target.literal else nodename,
         servicename=servicename,
         port=target.port,
+        lookups=lookup_families(target, options) or (socket.AF_UNSPEC,),
+        resolution_delay=options.resolution_delay,
         source_family=options.source_family,
+        policy=options.policy,
+        preferred=preferred,
+        demoted=demoted,
     )
     if target.literal is not None:
         family = target.literal[0]
@@ -45,6 +64,15 @@ def new_planner(
             )
         planner.lookup_done(now, [target.literal])
     return planner
+
+
+def conclude(target: Target, options: Options, attempts: tuple[Attempt, ...], now: float) -> None:
+    """Log the attempts of a finished call and let the connection history learn."""
+    if logger.isEnabledFor(logging.DEBUG):
+        for attempt in attempts:
+            logger.debug("%s port %s: +%.3fs %s", target.host, target.port, attempt.start, attempt)
+    if options.history is not None and target.literal is None:
+        options.history.record(target.host, target.port, attempts, now)
 
 
 def open_attempt(
@@ -100,12 +128,6 @@ def make_connection(
         attempts=attempts,
         elapsed=elapsed,
     )
-
-
-def log_attempts(host: object, port: int, attempts: tuple[Attempt, ...]) -> None:
-    if logger.isEnabledFor(logging.DEBUG):
-        for attempt in attempts:
-            logger.debug("%s port %s: +%.3fs %s", host, port, attempt.start, attempt)
 
 
 def check_supplied_socket(

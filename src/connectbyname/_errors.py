@@ -86,3 +86,11 @@ class OutOfResourcesError(ConnectByNameError):
     ``ENOBUFS`` or ``ENOMEM``, WSAENOBUFS)."""
 
     default_errno = _errno.ENOBUFS
+
+
+class AddressDeniedError(ConnectByNameError, PermissionError):
+    """The address policy refused every address the name resolved to (``EACCES``).
+
+    Not a connect error to retry: the same name will be refused again."""
+
+    default_errno = _errno.EACCES

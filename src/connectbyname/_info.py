@@ -32,6 +32,8 @@ class Outcome(enum.StrEnum):
     """Still in progress (or connected second) when another attempt won; closed at once."""
     SKIPPED = "skipped"
     """Never started: the call's options do not fit this address (see `Attempt.reason`)."""
+    DENIED = "denied"
+    """Never started: the address policy refused it (see `Attempt.reason`)."""
     FAILED = "failed"
     """Any other error, for example no socket could be made (see `Attempt.error`)."""
 
@@ -42,7 +44,8 @@ class Attempt:
 
     ``start`` is the offset in seconds from the start of the call (name resolution
     included) at which the attempt began; ``duration`` is how long it ran until its
-    outcome was known.
+    outcome was known. ``history`` says how the connection history moved the address
+    (``None``: it did not).
     """
 
     address: Address
@@ -52,10 +55,11 @@ class Attempt:
     outcome: Outcome
     error: OSError | None = None
     reason: str | None = None
+    history: str | None = None
 
     def __str__(self) -> str:
         text = f"{format_address(self.address)} {self.outcome}"
-        if self.outcome is Outcome.SKIPPED:
+        if self.outcome in (Outcome.SKIPPED, Outcome.DENIED):
             return f"{text} ({self.reason})" if self.reason else text
         text += f" after {self.duration:.3f}s"
         if self.outcome is Outcome.FAILED and self.error is not None:

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import idna
 
 from ._errors import InvalidParameterError, NameResolutionError
+from ._history import DEFAULT_HISTORY, ConnectionHistory
 from ._info import Address
+from ._policy import Policy
 
 #: RFC 8305 section 8: the Connection Attempt Delay "MUST NOT" go below 10 ms.
 MIN_ATTEMPT_DELAY = 0.01
@@ -50,6 +52,9 @@ class Options:
     source_address: tuple[str, int] | None
     source_family: socket.AddressFamily | None
     socket_options: tuple[SocketOption, ...]
+    resolution_delay: float = 0.05
+    history: ConnectionHistory | None = None
+    policy: Policy | None = None
 
 
 def _invalid(message: str, nodename: object, servicename: object) -> InvalidParameterError:
@@ -195,6 +200,9 @@ def parse_options(
     family: object,
     source_address: object,
     socket_options: object,
+    resolution_delay: object = 0.05,
+    history: object = False,
+    policy: object = None,
 ) -> Options:
     """Validate the keyword options of a call."""
 
@@ -212,6 +220,17 @@ def parse_options(
     ):
         raise invalid("family must be AF_UNSPEC, AF_INET or AF_INET6")
     source, source_family = _source(source_address, invalid)
+    checked_delay = _seconds("resolution_delay", resolution_delay, invalid, allow_zero=True)
+    if checked_delay is None or checked_delay == math.inf:
+        raise invalid("resolution_delay must be a finite number of seconds")
+    if history is True:
+        history = DEFAULT_HISTORY
+    elif history is False or history is None:
+        history = None
+    elif not isinstance(history, ConnectionHistory):
+        raise invalid("history must be True, False or a ConnectionHistory")
+    if policy is not None and not callable(policy):
+        raise invalid("policy must be None or a callable such as an AddressPolicy")
     return Options(
         timeout=checked_timeout,
         attempt_delay=delay,
@@ -219,6 +238,9 @@ def parse_options(
         source_address=source,
         source_family=source_family,
         socket_options=_socket_options(socket_options, invalid),
+        resolution_delay=checked_delay,
+        history=history,
+        policy=policy,
     )
 
 

@@ -10,21 +10,30 @@ The rules, after RFC 8305 (Happy Eyeballs version 2):
 
 1. Order (section 4). Addresses are tried in the order the resolver gives them (the
    system sorts them by RFC 6724), with the families interleaved: the first address's
-   family first, then one of the other family, and so on ("First Address Family Count"
-   of 1). Addresses that arrive later join the queue of their family (section 6).
+   family first (IPv6 when the families are looked up separately), then one of the
+   other family, and so on ("First Address Family Count" of 1). Addresses that arrive
+   later join the queue of their family (section 6). The connection history moves the
+   address that last won to the front and the addresses that recently lost a race they
+   had a head start in to the back of their family (section 4, "used before").
+1a. Resolution delay (section 3). When the families are looked up separately, the race
+   starts as soon as the preferred family answers (IPv6, or the family of the
+   remembered winner). If the other family answers first, the race waits up to
+   ``resolution_delay`` for it, then starts without it.
 2. Pace (section 5). The first attempt starts as soon as there is an address. The next
    starts ``attempt_delay`` after the previous one started, or at once when an attempt
    fails. Attempts already running go on. With ``attempt_delay=None`` only one attempt
    runs at a time: the next starts only when the running one fails.
 3. Skips. An address that the call's options cannot reach (a source address of the
-   other family) is recorded as skipped, without a socket, and the next one is taken.
+   other family) is recorded as skipped, and one the address policy refuses as denied,
+   without a socket, immediately before its turn; the next one is taken at once.
 4. Winner. The first attempt reported connected wins; every other attempt still running
    is abandoned, and so is one that reports connected after the winner.
 5. Deadline. The timeout bounds the whole call, resolution included; when it passes,
    the attempts still running are recorded as timed out and the call fails.
 6. Failure. With nothing left to try, nothing running and no lookup outstanding, the
-   call fails: out of resources if no attempt could even get a socket, the resolver's
-   error if no address ever came, host unreachable otherwise.
+   call fails: the resolver's error if no address ever came, address denied if the
+   policy refused every address, out of resources if no attempt could even get a
+   socket, host unreachable otherwise.
 """
 
 from __future__ import annotations
@@ -36,13 +45,15 @@ from collections import deque
 from dataclasses import dataclass
 
 from ._errors import (
+    AddressDeniedError,
     ConnectByNameError,
     HostUnreachableError,
     NameResolutionError,
     OutOfResourcesError,
     TimedOutError,
 )
-from ._info import Attempt, Outcome
+from ._info import Address, Attempt, Outcome
+from ._policy import Policy
 from ._resolve import Candidate
 
 _REFUSED = {errno.ECONNREFUSED, errno.ECONNRESET}
@@ -104,11 +115,12 @@ Action = Start | Wait | Connected | Failed
 
 
 class _Record:
-    __slots__ = ("candidate", "end", "error", "outcome", "reason", "start")
+    __slots__ = ("candidate", "end", "error", "history", "outcome", "reason", "start")
 
-    def __init__(self, candidate: Candidate, start: float) -> None:
+    def __init__(self, candidate: Candidate, start: float, history: str | None) -> None:
         self.candidate = candidate
         self.start = start
+        self.history = history
         self.end: float | None = None
         self.outcome: Outcome | None = None
         self.error: OSError | None = None
@@ -118,11 +130,18 @@ class _Record:
         self.end, self.outcome, self.error = end, outcome, error
 
 
+MOVED_FIRST = "moved first: it connected last time"
+MOVED_LAST = "moved last: it lost a race recently"
+
+
 class Planner:
     """Plans one call: see the module's docstring for the rules it follows.
 
-    ``lookups`` is how many lookups the driver will report with `lookup_done` or
-    `lookup_failed` (for an IP literal, one: the driver reports the literal at once).
+    ``lookups`` names the families of the lookups the driver will report with
+    `lookup_done` or `lookup_failed`: one family (``AF_UNSPEC`` for both at once; an IP
+    literal is reported as one such lookup), or ``(AF_INET6, AF_INET)`` for separate
+    lookups. ``preferred`` and
+    ``demoted`` are the connection history's hints; ``policy`` vets each address.
     """
 
     def __init__(
@@ -134,8 +153,12 @@ class Planner:
         nodename: object,
         servicename: object,
         port: int,
-        lookups: int = 1,
+        lookups: tuple[socket.AddressFamily, ...] = (socket.AF_UNSPEC,),
+        resolution_delay: float = 0.05,
         source_family: socket.AddressFamily | None = None,
+        policy: Policy | None = None,
+        preferred: Address | None = None,
+        demoted: frozenset[Address] = frozenset(),
     ) -> None:
         self._start = now
         self._deadline = math.inf if timeout is None else now + timeout
@@ -144,10 +167,17 @@ class Planner:
         self._nodename = nodename
         self._servicename = servicename
         self._port = port
-        self._lookups = lookups
+        self._pending = set(lookups)
+        self._separate = len(self._pending) > 1
+        self._resolution_delay = resolution_delay
+        self._hold_until = math.inf
         self._source_family = source_family
+        self._policy = policy
+        self._preferred = preferred
+        self._demoted = demoted
         self._queues: dict[socket.AddressFamily, deque[Candidate]] = {}
-        self._next_family: socket.AddressFamily | None = None
+        self._first_family: socket.AddressFamily | None = None
+        self._last_family: socket.AddressFamily | None = None
         self._records: list[_Record] = []
         self._running: set[int] = set()
         self._next_start = now
@@ -167,17 +197,42 @@ class Planner:
 
     # -- events --------------------------------------------------------------------
 
-    def lookup_done(self, now: float, candidates: list[Candidate]) -> None:
-        """A lookup answered with these candidates, in the resolver's order."""
-        self._lookups -= 1
-        for family, address in candidates:
-            if self._next_family is None:
-                self._next_family = family
-            self._queues.setdefault(family, deque()).append((family, address))
+    def lookup_done(
+        self,
+        now: float,
+        candidates: list[Candidate],
+        family: socket.AddressFamily = socket.AF_UNSPEC,
+    ) -> None:
+        """The lookup for ``family`` answered with these candidates, in its order."""
+        self._pending.discard(family)
+        if candidates and self._hold_until == math.inf:
+            self._hold_until = now + self._resolution_delay
+        first: list[Candidate] = []
+        last: list[Candidate] = []
+        for candidate in candidates:
+            if candidate[1] == self._preferred:
+                first.append(candidate)
+            elif candidate[1] in self._demoted:
+                last.append(candidate)
+            else:
+                if self._first_family is None and not self._separate:
+                    self._first_family = candidate[0]
+                self._queues.setdefault(candidate[0], deque()).append(candidate)
+        for candidate in first:
+            self._first_family = candidate[0]
+            self._queues.setdefault(candidate[0], deque()).appendleft(candidate)
+        for candidate in last:
+            self._queues.setdefault(candidate[0], deque()).append(candidate)
 
-    def lookup_failed(self, now: float, error: NameResolutionError) -> None:
-        """A lookup failed; the call fails with ``error`` only if no address ever came."""
-        self._lookups -= 1
+    def lookup_failed(
+        self,
+        now: float,
+        error: NameResolutionError,
+        family: socket.AddressFamily = socket.AF_UNSPEC,
+    ) -> None:
+        """The lookup for ``family`` failed; the call fails with ``error`` only if no
+        address ever came."""
+        self._pending.discard(family)
         if self._lookup_error is None:
             self._lookup_error = error
 
@@ -206,40 +261,82 @@ class Planner:
             raise RuntimeError("the call is over: next_action() after Connected or Failed")
         if self._winner is not None:
             return self._finish_connected(now)
-        if self._has_queued() and (not self._running or now >= self._next_start):
+        hold = self._holding(now)
+        if self._has_queued() and not hold and (not self._running or now >= self._next_start):
             if now >= self._deadline:
                 return self._finish_failed(now)
             start = self._start_next(now)
             if start is not None:
                 return start
-        if not self._running and not self._has_queued() and self._lookups <= 0:
+        if not self._running and not self._has_queued() and not self._pending:
             return self._finish_failed(now)
         if now >= self._deadline:
             return self._finish_failed(now)
         until = self._deadline
-        if self._running and self._has_queued():
+        if hold:
+            until = min(until, self._hold_until)
+        elif self._running and self._has_queued():
             until = min(until, self._next_start)
         return Wait(None if until == math.inf else until)
+
+    def _holding(self, now: float) -> bool:
+        """Section 3: before the first attempt, wait a little for the preferred family."""
+        if self._records or not self._separate or now >= self._hold_until:
+            return False
+        preferred = self._preferred_family()
+        return preferred in self._pending and not self._queues.get(preferred)
+
+    def _preferred_family(self) -> socket.AddressFamily:
+        if self._preferred is not None:
+            return socket.AF_INET6 if len(self._preferred) == 4 else socket.AF_INET
+        return socket.AF_INET6
 
     def _has_queued(self) -> bool:
         return any(self._queues.values())
 
     def _pop(self) -> Candidate:
-        family = self._next_family
-        queue = self._queues.get(family) if family is not None else None
+        if self._last_family is None:
+            family = self._first_family or self._preferred_family()
+            queue = self._queues.get(family)
+            if queue and queue[0][1] in self._demoted:
+                # Don't open with a recent loser while the other family has a fresh one.
+                family = next(
+                    (f for f, q in self._queues.items() if q and q[0][1] not in self._demoted),
+                    family,
+                )
+        else:
+            # Interleave: the other family if it has an address left (section 4).
+            family = next(
+                (f for f, q in self._queues.items() if q and f != self._last_family),
+                self._last_family,
+            )
+        queue = self._queues.get(family)
         if not queue:
             family, queue = next((f, q) for f, q in self._queues.items() if q)
-        self._next_family = next((f for f in self._queues if f != family), family)
+        self._last_family = family
         return queue.popleft()
 
     def _start_next(self, now: float) -> Start | None:
         while self._has_queued():
             candidate = self._pop()
-            record = _Record(candidate, now)
+            address = candidate[1]
+            history = (
+                MOVED_FIRST
+                if address == self._preferred
+                else MOVED_LAST
+                if address in self._demoted
+                else None
+            )
+            record = _Record(candidate, now, history)
             self._records.append(record)
             if self._source_family is not None and candidate[0] != self._source_family:
                 record.reason = "the source address is of the other family"
                 record.close(now, Outcome.SKIPPED)
+                continue
+            reason = self._policy(address[0]) if self._policy is not None else None
+            if reason is not None:
+                record.reason = reason
+                record.close(now, Outcome.DENIED)
                 continue
             attempt = len(self._records) - 1
             self._running.add(attempt)
@@ -257,6 +354,7 @@ class Planner:
                 outcome=r.outcome or Outcome.ABANDONED,
                 error=r.error,
                 reason=r.reason,
+                history=r.history,
             )
             for r in self._records
         )
@@ -271,7 +369,7 @@ class Planner:
 
     def _finish_failed(self, now: float) -> Failed:
         self._done = True
-        timed_out = bool(self._running or self._has_queued() or self._lookups > 0)
+        timed_out = bool(self._running or self._has_queued() or self._pending)
         for attempt in self._running:
             self._records[attempt].close(now, Outcome.TIMED_OUT)
         self._running.clear()
@@ -285,8 +383,10 @@ class Planner:
             what = f"timed out after {self._timeout}s"
             what += f": {summary}" if attempts else " resolving the name"
         elif not attempts and self._lookup_error is not None:
-            self._lookup_error.attempts = attempts
             return Failed(self._lookup_error)
+        elif all(a.outcome is Outcome.DENIED for a in attempts):
+            cls = AddressDeniedError
+            what = f"the address policy refused every address: {summary}"
         elif errors and all(e.errno in RESOURCE_ERRNOS for e in errors):
             cls, code = OutOfResourcesError, errors[0].errno
             what = f"no socket could be made: {summary}"

@@ -8,26 +8,31 @@ and the ``finally`` clause closes whatever is left there, so no path out of the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import socket
+import threading
 import time
 from collections.abc import Iterable
 
 from ._attempt import (
     IN_PROGRESS,
     check_supplied_socket,
+    conclude,
     handshake_result,
-    log_attempts,
+    lookup_families,
     make_connection,
     new_planner,
     open_attempt,
 )
 from ._errors import NameResolutionError
+from ._history import ConnectionHistory
 from ._info import Address, Connection, unmap_address
 from ._parse import Options, SocketOption, Target, parse_options, parse_target
 from ._plan import Connected, Failed, Start
-from ._resolve import Resolver, resolve_here, start_lookup
+from ._policy import Policy
+from ._resolve import Lookup, Resolver, resolve_here, start_lookup
 
 # poll() needs no descriptor of its own (epoll does), which keeps a call's footprint
 # at its attempt sockets; the few descriptors of one race are poll's best case.
@@ -44,6 +49,9 @@ def connect_by_name(
     source_address: tuple[str, int] | None = None,
     socket_options: Iterable[SocketOption] | None = (),
     resolver: Resolver | None = None,
+    resolution_delay: float = 0.05,
+    history: ConnectionHistory | bool = True,
+    policy: Policy | None = None,
 ) -> Connection:
     """Resolve ``nodename`` and connect a TCP socket to it, racing its addresses.
 
@@ -57,10 +65,17 @@ def connect_by_name(
     literal and a port, as urllib3 takes it) and ``socket_options`` (``(level, option,
     value)`` tuples) apply to every attempt socket before it connects; an address of the
     other family than ``source_address`` is skipped. ``resolver`` replaces
-    `socket.getaddrinfo` and is called with its signature.
+    `socket.getaddrinfo` and is called with its signature; without ``family``, IPv6 and
+    IPv4 are looked up separately and the race starts with whichever answers first,
+    waiting up to ``resolution_delay`` seconds for IPv6 when IPv4 answers first
+    (RFC 8305 section 3). ``history`` remembers per host and port which address won
+    and which lost (``True``: the process-wide `ConnectionHistory`; ``False``: none; or
+    one of your own). ``policy`` (such as `PUBLIC_ONLY` or an `AddressPolicy`) vets
+    every address immediately before its attempt.
 
     Returns a `Connection`. Raises `InvalidParameterError`, `NameResolutionError`,
-    `TimedOutError`, `HostUnreachableError` or `OutOfResourcesError`.
+    `TimedOutError`, `HostUnreachableError`, `AddressDeniedError` or
+    `OutOfResourcesError`.
     """
     target = parse_target(nodename, servicename)
     options = parse_options(
@@ -71,6 +86,9 @@ def connect_by_name(
         family=family,
         source_address=source_address,
         socket_options=socket_options,
+        resolution_delay=resolution_delay,
+        history=history,
+        policy=policy,
     )
     return _connect(target, options, resolver, nodename, servicename)
 
@@ -84,6 +102,9 @@ def connect_socket_by_name(
     attempt_delay: float | None = 0.25,
     socket_options: Iterable[SocketOption] | None = (),
     resolver: Resolver | None = None,
+    resolution_delay: float = 0.05,
+    history: ConnectionHistory | bool = True,
+    policy: Policy | None = None,
 ) -> tuple[Address, Address]:
     """Connect the caller's socket by name: the form of Windows' ``WSAConnectByName``.
 
@@ -110,6 +131,9 @@ def connect_socket_by_name(
         family=family,
         source_address=None,
         socket_options=socket_options,
+        resolution_delay=resolution_delay,
+        history=history,
+        policy=policy,
     )
     connection = _connect(target, options, resolver, nodename, servicename, dual_stack=dual_stack)
     with connection:
@@ -117,6 +141,48 @@ def connect_socket_by_name(
     # The new descriptor comes blocking; give it back the timeout sock's owner set.
     checked.settimeout(checked.gettimeout())
     return connection.local_address, unmap_address(connection.remote_address)
+
+
+class _LookupSignal:
+    """Wakes the driver when a lookup finishes: an Event while no socket is being
+    waited on, and a socket pair (made only when needed) while some are."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._lock = threading.Lock()
+        self._pair: tuple[socket.socket, socket.socket] | None = None
+
+    def notify(self, _lookup: object) -> None:
+        self.event.set()
+        # Under the lock: the driver may be closing the pair in another thread.
+        with self._lock:
+            if self._pair is not None:
+                with contextlib.suppress(OSError):
+                    self._pair[1].send(b"\0")
+
+    def reader(self) -> socket.socket:
+        with self._lock:
+            if self._pair is None:
+                self._pair = socket.socketpair()
+                for end in self._pair:
+                    end.setblocking(False)
+                if self.event.is_set():
+                    self._pair[1].send(b"\0")
+            return self._pair[0]
+
+    def clear(self) -> None:
+        self.event.clear()
+        if self._pair is not None:
+            with contextlib.suppress(OSError):
+                while self._pair[0].recv(64):
+                    pass
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pair is not None:
+                for end in self._pair:
+                    end.close()
+                self._pair = None
 
 
 def _connect(
@@ -130,24 +196,31 @@ def _connect(
 ) -> Connection:
     clock = time.monotonic
     planner = new_planner(target, options, nodename, servicename, clock())
-    if target.literal is None:
-        resolve = resolver or socket.getaddrinfo
-        family = options.family
-        if planner.deadline is None:
-            lookup = resolve_here(resolve, target.host, target.port, family)
-        else:
+    families = lookup_families(target, options)
+    resolve = resolver or socket.getaddrinfo
+    lookups: list[Lookup] = []
+    signal = _LookupSignal()
+    if len(families) == 1 and planner.deadline is None:
+        # Nothing to race the lookup against and no deadline to keep: no thread.
+        lookups.append(resolve_here(resolve, target.host, target.port, families[0]))
+    else:
+        for family in families:
             lookup = start_lookup(resolve, target.host, target.port, family)
-            lookup.wait(max(0.0, planner.deadline - clock()))
-        if lookup.done():
-            try:
-                planner.lookup_done(clock(), lookup.result())
-            except NameResolutionError as exc:
-                planner.lookup_failed(clock(), exc)
+            lookup.add_done_callback(signal.notify)
+            lookups.append(lookup)
 
     sockets: dict[int, tuple[socket.socket, Address]] = {}
     selector = _Selector()
     try:
         while True:
+            if lookups:
+                signal.clear()
+                for lookup in [lookup for lookup in lookups if lookup.done()]:
+                    lookups.remove(lookup)
+                    try:
+                        planner.lookup_done(clock(), lookup.result(), lookup.family)
+                    except NameResolutionError as exc:
+                        planner.lookup_failed(clock(), exc, lookup.family)
             action = planner.next_action(clock())
             if isinstance(action, Start):
                 try:
@@ -172,17 +245,26 @@ def _connect(
                     planner.attempt_failed(clock(), action.attempt, error)
             elif isinstance(action, Connected):
                 sock, peer = sockets.pop(action.attempt)
-                log_attempts(target.host, target.port, action.attempts)
+                conclude(target, options, action.attempts, clock())
                 return make_connection(sock, peer, action.attempts, action.elapsed)
             elif isinstance(action, Failed):
-                log_attempts(target.host, target.port, action.error.attempts)
+                conclude(target, options, action.error.attempts, clock())
                 raise action.error
             else:
                 wait = None if action.until is None else max(0.0, action.until - clock())
+                if lookups and not sockets:
+                    signal.event.wait(wait)
+                    continue
+                if lookups:
+                    reader = signal.reader()
+                    if reader not in selector.get_map():
+                        selector.register(reader, selectors.EVENT_READ, None)
                 events = selector.select(wait)
                 now = clock()
                 for key, _ in events:
                     attempt = key.data
+                    if attempt is None:
+                        continue  # a lookup finished: reported at the top of the loop
                     ready = sockets[attempt][0]
                     selector.unregister(ready)
                     result = handshake_result(ready)
@@ -196,3 +278,4 @@ def _connect(
         for sock, _ in sockets.values():
             sock.close()
         selector.close()
+        signal.close()
