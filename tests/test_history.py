@@ -3,9 +3,11 @@ real sockets."""
 
 from __future__ import annotations
 
+import pathlib
 import socket
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -195,3 +197,29 @@ def test_a_hung_aaaa_lookup_costs_only_the_resolution_delay_and_the_timeout_hold
                 connect_by_name(
                     "hang6.test", hole.port, resolver=resolver, history=False, timeout=0.4
                 )
+
+
+def test_hosts_file_names_keep_one_combined_lookup(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    from connectbyname import _resolve
+
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n127.0.0.1 pinned.test # comment\n")
+    monkeypatch.setattr(_resolve, "HOSTS_PATH", str(hosts))
+    calls: list[tuple[str, int]] = []
+
+    def system(host: str, port: int, family: int = 0, *rest: object) -> list[Any]:
+        # Stands in for the system resolver, so nothing leaves the machine.
+        calls.append((host, family))
+        if family == socket.AF_INET6:
+            raise socket.gaierror(socket.EAI_NONAME, "no AAAA")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", system)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        for name in ("localhost", "pinned.test", "other.test"):
+            connect_by_name(name, port, timeout=2, history=False).close()
+    assert calls[:2] == [("localhost", socket.AF_UNSPEC), ("pinned.test", socket.AF_UNSPEC)]
+    assert sorted(calls[2:]) == [("other.test", socket.AF_INET), ("other.test", socket.AF_INET6)]

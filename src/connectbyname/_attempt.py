@@ -12,7 +12,7 @@ from ._errors import ConnectByNameError, InvalidParameterError, NotASocketError
 from ._info import Address, Attempt, Connection, unmap_address
 from ._parse import Options, Target
 from ._plan import Planner
-from ._resolve import Candidate
+from ._resolve import Candidate, Resolver, in_hosts_file
 
 logger = logging.getLogger("connectbyname")
 
@@ -21,24 +21,39 @@ logger = logging.getLogger("connectbyname")
 IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EINTR})
 
 
-def lookup_families(target: Target, options: Options) -> tuple[socket.AddressFamily, ...]:
-    """The lookups a call makes: none for a literal, AAAA and A separately (section 3)
-    when both families are wanted, else one."""
+def lookup_families(
+    target: Target, options: Options, resolver: Resolver | None
+) -> tuple[socket.AddressFamily, ...]:
+    """The lookups a call makes: none for a literal; AAAA and A separately (section 3)
+    when both families are wanted, except for names the system answers from its hosts
+    file (see `in_hosts_file`); else one."""
     if target.literal is not None:
         return ()
-    if options.family == socket.AF_UNSPEC:
-        return (socket.AF_INET6, socket.AF_INET)
-    return (options.family,)
+    if options.family != socket.AF_UNSPEC or (resolver is None and in_hosts_file(target.host)):
+        return (options.family,)
+    return (socket.AF_INET6, socket.AF_INET)
 
 
 def new_planner(
-    target: Target, options: Options, nodename: object, servicename: object, now: float
+    target: Target,
+    options: Options,
+    *,
+    resolver: Resolver | None,
+    nodename: object,
+    servicename: object,
+    now: float,
+    history_now: float | None = None,
 ) -> Planner:
-    """A planner for this call; an IP literal is reported to it at once."""
+    """A planner for this call; an IP literal is reported to it at once.
+
+    ``history_now`` is the time on the history's clock (`time.monotonic`) when ``now``
+    is on another one (an event loop's)."""
     preferred: Address | None = None
     demoted: frozenset[Address] = frozenset()
     if options.history is not None and target.literal is None:
-        preferred, demoted = options.history.hints(target.host, target.port, now)
+        preferred, demoted = options.history.hints(
+            target.host, target.port, now if history_now is None else history_now
+        )
     planner = Planner(
         now=now,
         timeout=options.timeout,
@@ -46,7 +61,7 @@ def new_planner(
         nodename=target.host if target.literal else nodename,
         servicename=servicename,
         port=target.port,
-        lookups=lookup_families(target, options) or (socket.AF_UNSPEC,),
+        lookups=lookup_families(target, options, resolver) or (socket.AF_UNSPEC,),
         resolution_delay=options.resolution_delay,
         source_family=options.source_family,
         policy=options.policy,

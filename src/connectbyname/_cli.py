@@ -8,10 +8,11 @@ import json
 import socket
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from ._errors import ConnectByNameError, InvalidParameterError
 from ._info import Attempt, Connection, format_address
+from ._loopback import StaticResolver
+from ._policy import PUBLIC_ONLY
 from ._resolve import Resolver
 from ._sync import connect_by_name
 
@@ -61,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=ADDR[,ADDR]",
         help="answer NAME with these addresses instead of asking the system (repeatable)",
     )
+    parser.add_argument(
+        "--public-only",
+        action="store_true",
+        help="refuse loopback, private, link-local and other special "
+        "addresses (the PUBLIC_ONLY address policy)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -69,28 +76,17 @@ def _delay(text: str) -> float | None:
     return None if text.lower() == "none" else float(text)
 
 
-def _resolver(entries: list[str], parser: argparse.ArgumentParser) -> Resolver | None:
-    if not entries:
-        return None
+def _resolver(entries: list[str], parser: argparse.ArgumentParser) -> Resolver:
     table: dict[str, list[str]] = {}
     for entry in entries:
         name, sep, addresses = entry.partition("=")
         if not sep or not name or not addresses:
             parser.error(f"--resolve wants NAME=ADDR[,ADDR...], not {entry!r}")
-        table[name.lower().rstrip(".")] = [a.strip("[] ") for a in addresses.split(",")]
-
-    def resolve(host: str, port: int, family: int = 0, *_: object) -> list[tuple[Any, ...]]:
-        addresses = table.get(host.lower().rstrip("."))
-        if addresses is None:
-            return list(socket.getaddrinfo(host, port, family, socket.SOCK_STREAM))
-        answers: list[tuple[Any, ...]] = []
-        for address in addresses:
-            answers += socket.getaddrinfo(
-                address, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
-            )
-        return answers
-
-    return resolve
+        table[name] = [a.strip("[] ") for a in addresses.split(",")]
+    try:
+        return StaticResolver(table, fallback=socket.getaddrinfo, record_calls=False)
+    except (OSError, ValueError) as exc:
+        parser.error(f"--resolve: {exc}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             attempt_delay=args.attempt_delay,
             family=args.family,
             resolver=resolver,
+            policy=PUBLIC_ONLY if args.public_only else None,
         )
     except ConnectByNameError as exc:
         code = EXIT_USAGE if isinstance(exc, InvalidParameterError) else EXIT_FAILED

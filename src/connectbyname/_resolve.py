@@ -29,6 +29,40 @@ Candidate = tuple[socket.AddressFamily, Address]
 
 MAX_THREADS = 16
 IDLE_SECONDS = 5.0
+HOSTS_PATH = "/etc/hosts"
+
+_hosts: tuple[tuple[int, int, int], frozenset[str]] | None = None
+
+
+def in_hosts_file(name: str) -> bool:
+    """Whether ``name`` is answered locally: ``localhost`` (RFC 6761) or a name in the
+    hosts file (re-read when the file changes).
+
+    Such names are looked up in one combined call, never per family: with the usual
+    ``hosts: files dns``, an IPv6-only lookup of a name the hosts file lists only for
+    IPv4 falls through to DNS, which would both send a query the system would not have
+    sent and let DNS answer for a name the hosts file was meant to decide.
+    """
+    global _hosts  # noqa: PLW0603
+    name = name.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        stat = os.stat(HOSTS_PATH)
+    except OSError:
+        return False
+    key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    cached = _hosts
+    if cached is None or cached[0] != key:
+        names: set[str] = set()
+        try:
+            with open(HOSTS_PATH, encoding="utf-8", errors="replace") as hosts:
+                for line in hosts:
+                    names.update(n.lower().rstrip(".") for n in line.partition("#")[0].split()[1:])
+        except OSError:
+            return False
+        cached = _hosts = (key, frozenset(names))
+    return name in cached[1]
 
 
 class Lookup:

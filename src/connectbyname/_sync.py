@@ -195,8 +195,15 @@ def _connect(
     dual_stack: bool = False,
 ) -> Connection:
     clock = time.monotonic
-    planner = new_planner(target, options, nodename, servicename, clock())
-    families = lookup_families(target, options)
+    planner = new_planner(
+        target,
+        options,
+        resolver=resolver,
+        nodename=nodename,
+        servicename=servicename,
+        now=clock(),
+    )
+    families = lookup_families(target, options, resolver)
     resolve = resolver or socket.getaddrinfo
     lookups: list[Lookup] = []
     signal = _LookupSignal()
