@@ -2,6 +2,7 @@
 racing the host's addresses as RFC 8305 (Happy Eyeballs v2) describes, with one timeout
 for the whole call and the local and remote addresses reported."""
 
+from ._async import AsyncConnection, aconnect_by_name
 from ._errors import (
     AddressDeniedError,
     ConnectByNameError,
@@ -22,6 +23,7 @@ from ._info import (
     connection_info,
     format_address,
 )
+from ._parse import EngineOptions
 from ._policy import PUBLIC_ONLY, SPECIAL_NETWORKS, AddressPolicy, Policy
 from ._resolve import Resolver
 from ._sync import connect_by_name, connect_socket_by_name
@@ -35,10 +37,12 @@ __all__ = [
     "Address",
     "AddressDeniedError",
     "AddressPolicy",
+    "AsyncConnection",
     "Attempt",
     "ConnectByNameError",
     "Connection",
     "ConnectionHistory",
+    "EngineOptions",
     "ConnectionInfo",
     "HostUnreachableError",
     "InvalidParameterError",
@@ -49,6 +53,7 @@ __all__ = [
     "Policy",
     "Resolver",
     "TimedOutError",
+    "aconnect_by_name",
     "connect_by_name",
     "connect_socket_by_name",
     "connection_info",

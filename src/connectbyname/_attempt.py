@@ -12,7 +12,7 @@ from ._errors import ConnectByNameError, InvalidParameterError, NotASocketError
 from ._info import Address, Attempt, Connection, unmap_address
 from ._parse import Options, Target
 from ._plan import Planner
-from ._resolve import Candidate, Resolver, in_hosts_file
+from ._resolve import Candidate, Lookup, Resolver, in_hosts_file
 
 logger = logging.getLogger("connectbyname")
 
@@ -79,6 +79,16 @@ def new_planner(
             )
         planner.lookup_done(now, [target.literal])
     return planner
+
+
+def report_lookups(planner: Planner, lookups: list[Lookup], now: float) -> None:
+    """Tell the planner about every finished lookup, and drop those from ``lookups``."""
+    for lookup in [lookup for lookup in lookups if lookup.done()]:
+        lookups.remove(lookup)
+        if lookup.error is not None:
+            planner.lookup_failed(now, lookup.error, lookup.family)
+        else:
+            planner.lookup_done(now, lookup.candidates, lookup.family)
 
 
 def conclude(target: Target, options: Options, attempts: tuple[Attempt, ...], now: float) -> None:

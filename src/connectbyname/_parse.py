@@ -11,8 +11,9 @@ import functools
 import ipaddress
 import math
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypedDict
 
 import idna
 
@@ -20,6 +21,7 @@ from ._errors import InvalidParameterError, NameResolutionError
 from ._history import DEFAULT_HISTORY, ConnectionHistory
 from ._info import Address
 from ._policy import Policy
+from ._resolve import Resolver
 
 #: RFC 8305 section 8: the Connection Attempt Delay "MUST NOT" go below 10 ms.
 MIN_ATTEMPT_DELAY = 0.01
@@ -30,6 +32,43 @@ FALLBACK_SERVICES = {"http": 80, "https": 443, "ws": 80, "wss": 443, "http-alt":
 
 SocketOption = tuple[int, int, int | bytes]
 _Invalid = Callable[[str], InvalidParameterError]
+
+
+class EngineOptions(TypedDict, total=False):
+    """The engine's options that every adapter takes next to its client's own arguments
+    (see `connect_by_name` for what each means)."""
+
+    attempt_delay: float | None
+    family: int
+    resolver: Resolver | None
+    resolution_delay: float
+    history: ConnectionHistory | bool
+    policy: Policy | None
+
+
+#: The names of `EngineOptions`.
+ENGINE_OPTIONS: tuple[str, ...] = tuple(EngineOptions.__annotations__)
+
+
+def check_engine_options(options: Mapping[str, object]) -> None:
+    """Refuse unknown names (`TypeError`) and bad values (`InvalidParameterError`) at
+    once, so an adapter fails where it is built, not at its first request."""
+    unknown = sorted(set(options) - set(ENGINE_OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown engine option(s): {', '.join(unknown)}")
+    parse_options(
+        None,
+        None,
+        timeout=None,
+        attempt_delay=options.get("attempt_delay", 0.25),
+        family=options.get("family", socket.AF_UNSPEC),
+        source_address=None,
+        socket_options=(),
+        resolution_delay=options.get("resolution_delay", 0.05),
+        history=options.get("history", True),
+        policy=options.get("policy"),
+        resolver=options.get("resolver"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +242,7 @@ def parse_options(
     resolution_delay: object = 0.05,
     history: object = False,
     policy: object = None,
+    resolver: object = None,
 ) -> Options:
     """Validate the keyword options of a call."""
 
@@ -229,6 +269,8 @@ def parse_options(
         history = None
     elif not isinstance(history, ConnectionHistory):
         raise invalid("history must be True, False or a ConnectionHistory")
+    if resolver is not None and not callable(resolver):
+        raise invalid("resolver must be None or a callable like socket.getaddrinfo")
     if policy is not None and not callable(policy):
         raise invalid("policy must be None or a callable such as an AddressPolicy")
     return Options(

@@ -66,7 +66,7 @@ def in_hosts_file(name: str) -> bool:
 
 
 class Lookup:
-    """One name lookup, running or finished; `result` raises what the lookup raised."""
+    """One name lookup, running or finished: its `candidates` or its `error`."""
 
     __slots__ = ("_callbacks", "_done", "_error", "_lock", "_result", "family")
 
@@ -85,11 +85,16 @@ class Lookup:
         """Wait up to ``timeout`` seconds; return whether the lookup has finished."""
         return self._done.wait(timeout)
 
-    def result(self) -> list[Candidate]:
-        """The candidates, in the resolver's order; raises `NameResolutionError`."""
-        if self._error is not None:
-            raise self._error
+    @property
+    def candidates(self) -> list[Candidate]:
+        """The candidates, in the resolver's order (empty until done, or if it failed)."""
         return self._result
+
+    @property
+    def error(self) -> NameResolutionError | None:
+        """Why the lookup failed, or ``None``. Handed over, never raised here: a raise
+        would tie the error to the caller's frames, and the pool's thread to both."""
+        return self._error
 
     def add_done_callback(self, callback: Callable[[Lookup], object]) -> None:
         """Call ``callback(lookup)`` once finished (from the resolving thread, or now)."""
@@ -216,6 +221,7 @@ class _Pool:
                         return
                 continue
             job()
+            del job  # an idle thread must not keep the last lookup (and its caller) alive
             with self._lock:
                 if self._waiting:
                     self._waiting -= 1

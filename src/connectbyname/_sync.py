@@ -25,8 +25,8 @@ from ._attempt import (
     make_connection,
     new_planner,
     open_attempt,
+    report_lookups,
 )
-from ._errors import NameResolutionError
 from ._history import ConnectionHistory
 from ._info import Address, Connection, unmap_address
 from ._parse import Options, SocketOption, Target, parse_options, parse_target
@@ -89,6 +89,7 @@ def connect_by_name(
         resolution_delay=resolution_delay,
         history=history,
         policy=policy,
+        resolver=resolver,
     )
     return _connect(target, options, resolver, nodename, servicename)
 
@@ -134,6 +135,7 @@ def connect_socket_by_name(
         resolution_delay=resolution_delay,
         history=history,
         policy=policy,
+        resolver=resolver,
     )
     connection = _connect(target, options, resolver, nodename, servicename, dual_stack=dual_stack)
     with connection:
@@ -222,12 +224,7 @@ def _connect(
         while True:
             if lookups:
                 signal.clear()
-                for lookup in [lookup for lookup in lookups if lookup.done()]:
-                    lookups.remove(lookup)
-                    try:
-                        planner.lookup_done(clock(), lookup.result(), lookup.family)
-                    except NameResolutionError as exc:
-                        planner.lookup_failed(clock(), exc, lookup.family)
+                report_lookups(planner, lookups, clock())
             action = planner.next_action(clock())
             if isinstance(action, Start):
                 try:
@@ -256,7 +253,14 @@ def _connect(
                 return make_connection(sock, peer, action.attempts, action.elapsed)
             elif isinstance(action, Failed):
                 conclude(target, options, action.error.attempts, clock())
-                raise action.error
+                error = action.error
+                del action
+                try:
+                    raise error
+                finally:
+                    # Else this frame, kept by the traceback, keeps the error: a cycle
+                    # that holds everything here until the cyclic collector runs.
+                    del error
             else:
                 wait = None if action.until is None else max(0.0, action.until - clock())
                 if lookups and not sockets:
