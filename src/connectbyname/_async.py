@@ -257,7 +257,13 @@ async def _connect(
 
         if isinstance(outcome, Failed):
             conclude(target, options, outcome.error.attempts, time.monotonic())
-            raise outcome.error
+            error = outcome.error
+            del outcome
+            try:
+                raise error
+            finally:
+                # As in _sync: the traceback's frame must not keep the error alive.
+                del error
         conclude(target, options, outcome.attempts, time.monotonic())
         sock, peer = sockets.pop(outcome.attempt)
         for loser, _ in sockets.values():
