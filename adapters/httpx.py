@@ -545,16 +545,9 @@ def _configure(
     }
 
 
-class ConnectByNameTransport(httpx.HTTPTransport):
-    """`httpx.HTTPTransport` connecting through `connectbyname.connect_by_name`.
-
-    Takes `httpx.HTTPTransport`'s arguments (all but ``uds``) and the engine's options
-    (`connectbyname.EngineOptions`: ``attempt_delay``, ``family``, ``resolver``,
-    ``resolution_delay``, ``history``, ``policy``). ``local_address`` and
-    ``socket_options`` apply to every attempt socket. Use it as
-    ``httpx.Client(transport=ConnectByNameTransport(...))``; see the module's docstring
-    for timeouts, errors and proxies.
-    """
+class _Arguments:
+    """The constructor both transports share: `httpx.HTTPTransport`'s arguments (all but
+    ``uds``) and the engine's options."""
 
     _proxies: dict[str, str]
     _routes: dict[str, Any]
@@ -587,7 +580,19 @@ class ConnectByNameTransport(httpx.HTTPTransport):
             "retries": retries,
             "socket_options": socket_options,
         }
-        _configure(self, arguments, engine_options)
+        _configure(cast(Any, self), arguments, engine_options)
+
+
+class ConnectByNameTransport(_Arguments, httpx.HTTPTransport):
+    """`httpx.HTTPTransport` connecting through `connectbyname.connect_by_name`.
+
+    Takes `httpx.HTTPTransport`'s arguments (all but ``uds``) and the engine's options
+    (`connectbyname.EngineOptions`: ``attempt_delay``, ``family``, ``resolver``,
+    ``resolution_delay``, ``history``, ``policy``). ``local_address`` and
+    ``socket_options`` apply to every attempt socket. Use it as
+    ``httpx.Client(transport=ConnectByNameTransport(...))``; see the module's docstring
+    for timeouts, errors and proxies.
+    """
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if self._routes:
@@ -621,40 +626,9 @@ class ConnectByNameTransport(httpx.HTTPTransport):
                 route.close()
 
 
-class AsyncConnectByNameTransport(httpx.AsyncHTTPTransport):
+class AsyncConnectByNameTransport(_Arguments, httpx.AsyncHTTPTransport):
     """`httpx.AsyncHTTPTransport` connecting through `connectbyname.aconnect_by_name`,
     on asyncio and trio; its arguments are those of `ConnectByNameTransport`."""
-
-    _proxies: dict[str, str]
-    _routes: dict[str, Any]
-
-    def __init__(  # noqa: PLR0917 (httpx.HTTPTransport's positional parameters)
-        self,
-        verify: ssl.SSLContext | str | bool = True,
-        cert: Any = None,
-        trust_env: bool = True,
-        http1: bool = True,
-        http2: bool = False,
-        limits: httpx.Limits = DEFAULT_LIMITS,
-        proxy: httpx.Proxy | httpx.URL | str | None = None,
-        local_address: str | None = None,
-        retries: int = 0,
-        socket_options: Iterable[_SocketOption] | None = None,
-        **engine_options: Unpack[EngineOptions],
-    ) -> None:
-        arguments = {
-            "verify": verify,
-            "cert": cert,
-            "trust_env": trust_env,
-            "http1": http1,
-            "http2": http2,
-            "limits": limits,
-            "proxy": proxy,
-            "local_address": local_address,
-            "retries": retries,
-            "socket_options": socket_options,
-        }
-        _configure(self, arguments, engine_options)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self._routes:

@@ -8,12 +8,9 @@ every task waits, so an attempt that starts "0.25 s later" starts at exactly 0.2
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -33,9 +30,9 @@ from connectbyname import (
     aconnect_by_name,
 )
 from connectbyname._loopback import (
-    Blackhole,
     DualStack,
     StaticResolver,
+    blackholed_everywhere,
     open_fds,
     refused_port,
 )
@@ -48,23 +45,6 @@ NAME = "example.test"
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@contextlib.contextmanager
-def dead_everywhere() -> Iterator[int]:
-    """One port blackholed on both ::1 and 127.0.0.1."""
-    for _ in range(50):
-        with Blackhole("::1") as v6:
-            try:
-                v4 = Blackhole("127.0.0.1", v6.port)
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    continue
-                raise
-            with v4:
-                yield v6.port
-                return
-    raise RuntimeError("no port free on both families")
 
 
 def resolver_for(scenario: DualStack, **options: Any) -> StaticResolver:
@@ -131,7 +111,7 @@ async def test_literal_never_reaches_the_resolver(
 
 
 async def test_all_dead_times_out_within_the_budget(assert_no_fd_leak: None) -> None:
-    with dead_everywhere() as port:
+    with blackholed_everywhere() as port:
         resolver = StaticResolver({NAME: ["::1", "127.0.0.1"]})
         started = time.monotonic()
         with pytest.raises(TimedOutError) as caught:
@@ -176,7 +156,7 @@ async def test_hung_resolver_times_out_and_leaves_no_thread_behind(
 
 
 async def test_cancel_scope_mid_race_closes_every_socket() -> None:
-    with dead_everywhere() as port:
+    with blackholed_everywhere() as port:
         resolver = StaticResolver({NAME: ["::1", "127.0.0.1"]})
         baseline = open_fds()
         with anyio.move_on_after(0.4) as scope:
@@ -188,7 +168,7 @@ async def test_cancel_scope_mid_race_closes_every_socket() -> None:
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_asyncio_timeout_and_task_cancel_close_every_socket() -> None:
-    with dead_everywhere() as port:
+    with blackholed_everywhere() as port:
         resolver = StaticResolver({NAME: ["::1", "127.0.0.1"]})
         baseline = open_fds()
         with pytest.raises(TimeoutError):
@@ -237,7 +217,7 @@ def test_mock_clock_second_family_starts_after_exactly_the_attempt_delay(
 
 
 def test_mock_clock_deadline_and_pace_are_exact(assert_no_fd_leak: None) -> None:
-    with dead_everywhere() as port:
+    with blackholed_everywhere() as port:
         resolver = StaticResolver({NAME: ["::1", "127.0.0.1"]})
 
         async def main() -> TimedOutError:

@@ -8,7 +8,6 @@ never asked; the proxy server resolves through ``fake_dns``.
 from __future__ import annotations
 
 import contextlib
-import errno
 import inspect
 import socket
 import ssl
@@ -43,11 +42,11 @@ from connectbyname import (
     connection_info,
 )
 from connectbyname._loopback import (
-    Blackhole,
     DualStack,
     HTTPServer,
     ProxyServer,
     StaticResolver,
+    blackholed_everywhere,
     open_fds,
     refused_port,
 )
@@ -86,23 +85,6 @@ def engine_error(exc: BaseException) -> ConnectByNameError:
     error = exc.__cause__.__cause__
     assert isinstance(error, ConnectByNameError)
     return error
-
-
-@contextlib.contextmanager
-def dead_everywhere() -> Iterator[int]:
-    """One port blackholed on both ::1 and 127.0.0.1."""
-    for _ in range(50):
-        with Blackhole("::1") as v6:
-            try:
-                v4 = Blackhole("127.0.0.1", v6.port)
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    continue
-                raise
-            with v4:
-                yield v6.port
-                return
-    raise RuntimeError("no port free on both families")
 
 
 # --------------------------------------------------------------------------- HTTP/2 server
@@ -209,7 +191,7 @@ def test_refused_v6_moves_on_at_once(
 
 
 def test_all_dead_fails_within_the_connect_timeout(assert_no_fd_leak: None, mode: str) -> None:
-    with dead_everywhere() as port:
+    with blackholed_everywhere() as port:
         resolver = StaticResolver({NAME: ["::1", "127.0.0.1"]})
         started = time.monotonic()
         with pytest.raises(httpx.ConnectTimeout) as caught:
@@ -400,7 +382,7 @@ def test_environment_proxy_when_trusting_the_environment(
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_cancelled_request_mid_race_leaves_no_descriptor(backend: str) -> None:
-    with dead_everywhere() as port:
+    with blackholed_everywhere() as port:
         resolver = StaticResolver({NAME: ["::1", "127.0.0.1"]})
         baseline = open_fds()
 

@@ -40,7 +40,11 @@ def options(**overrides: Any) -> Any:
         ("127.0.0.1", "127.0.0.1", (socket.AF_INET, ("127.0.0.1", 80))),
         ("::1", "::1", (socket.AF_INET6, ("::1", 80, 0, 0))),
         ("[::1]", "::1", (socket.AF_INET6, ("::1", 80, 0, 0))),
-        ("[::FFFF:127.0.0.1]", "::ffff:7f00:1", (socket.AF_INET6, ("::ffff:7f00:1", 80, 0, 0))),
+        (
+            "[::FFFF:127.0.0.1]",
+            "::ffff:127.0.0.1",
+            (socket.AF_INET6, ("::ffff:127.0.0.1", 80, 0, 0)),
+        ),
         ("fe80::1%1", "fe80::1", (socket.AF_INET6, ("fe80::1", 80, 0, 1))),
         ("example.test", "example.test", None),
         ("Example.TEST.", "Example.TEST.", None),

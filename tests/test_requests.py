@@ -4,8 +4,6 @@ injection and pickling."""
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import pickle
 import socket
 import ssl
@@ -36,11 +34,11 @@ from connectbyname import (
     connection_info,
 )
 from connectbyname._loopback import (
-    Blackhole,
     DualStack,
     HTTPServer,
     ProxyServer,
     StaticResolver,
+    blackholed_everywhere,
     dual_stack,
     localhost_fallback,
 )
@@ -62,23 +60,6 @@ def no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def connects(resolver: StaticResolver) -> int:
     """How many connects asked ``resolver`` (one AF_UNSPEC or one A query each)."""
     return sum(call.family in (socket.AF_UNSPEC, socket.AF_INET) for call in resolver.calls)
-
-
-@contextlib.contextmanager
-def all_blackholed() -> Iterator[int]:
-    """A port P blackholed on both 127.0.0.1 and ::1."""
-    for _ in range(50):
-        with Blackhole("127.0.0.1") as v4:
-            try:
-                v6 = Blackhole("::1", v4.port)
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    continue
-                raise
-            with v6:
-                yield v4.port
-            return
-    raise RuntimeError("no port free on both loopback addresses")
 
 
 @pytest.fixture
@@ -160,7 +141,7 @@ def test_streamed_response_keeps_its_info(assert_no_fd_leak: None, http_server: 
 def test_all_addresses_dead_raises_connect_timeout_within_the_budget(
     assert_no_fd_leak: None, timeout: Any
 ) -> None:
-    with all_blackholed() as port:
+    with blackholed_everywhere() as port:
         resolver = StaticResolver({"example.test": ["::1", "127.0.0.1"]})
         # One address at a time, as stock: stock spends the 1 s on each address.
         with Session(resolver=resolver, attempt_delay=None) as session:

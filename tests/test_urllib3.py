@@ -3,8 +3,6 @@ error mapping, pools and keys, proxies, injection, connection info."""
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import socket
 import ssl
 import time
@@ -38,11 +36,11 @@ from connectbyname import (
     connection_info,
 )
 from connectbyname._loopback import (
-    Blackhole,
     DualStack,
     HTTPServer,
     ProxyServer,
     StaticResolver,
+    blackholed_everywhere,
     dual_stack,
 )
 
@@ -64,23 +62,6 @@ def served_address(response: Any) -> str:
 def fmt(address: tuple[Any, ...]) -> str:
     host = f"[{address[0]}]" if ":" in address[0] else address[0]
     return f"{host}:{address[1]}"
-
-
-@contextlib.contextmanager
-def all_blackholed() -> Iterator[int]:
-    """A port P blackholed on both 127.0.0.1 and ::1."""
-    for _ in range(50):
-        with Blackhole("127.0.0.1") as v4:
-            try:
-                v6 = Blackhole("::1", v4.port)
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    continue
-                raise
-            with v6:
-                yield v4.port
-            return
-    raise RuntimeError("no port free on both loopback addresses")
 
 
 @pytest.fixture
@@ -224,7 +205,7 @@ def test_source_address_and_socket_options_reach_every_attempt(
 
 
 def test_connect_timeout_is_the_whole_budget(assert_no_fd_leak: None) -> None:
-    with all_blackholed() as port:
+    with blackholed_everywhere() as port:
         resolver = StaticResolver({"example.test": ["::1", "127.0.0.1"]})
         # One address at a time, as stock urllib3: stock would spend 1 s on each.
         with cbn.PoolManager(resolver=resolver, attempt_delay=None, retries=False) as http:
@@ -297,7 +278,7 @@ def test_refused_everywhere_counts_as_a_connect_error(
 
 
 def test_timeouts_count_as_connect_errors(assert_no_fd_leak: None) -> None:
-    with all_blackholed() as port:
+    with blackholed_everywhere() as port:
         resolver = StaticResolver({"example.test": ["127.0.0.1"]})
         with cbn.PoolManager(resolver=resolver) as http, pytest.raises(MaxRetryError) as caught:
             http.request(

@@ -18,7 +18,6 @@ must keep working where anyio is not installed.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -27,14 +26,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ._attempt import (
-    IN_PROGRESS,
+    Sockets,
     conclude,
-    handshake_result,
     lookup_families,
     make_connection,
     new_planner,
-    open_attempt,
+    report_handshake,
     report_lookups,
+    start_attempt,
 )
 from ._history import ConnectionHistory
 from ._info import Address, Attempt
@@ -204,7 +203,7 @@ async def _connect(
             lookup.add_done_callback(notify)
             lookups.append(lookup)
 
-    sockets: dict[int, tuple[socket.socket, Address]] = {}
+    sockets: Sockets = {}
     try:
         async with anyio.create_task_group() as watchers:
             while True:
@@ -212,37 +211,13 @@ async def _connect(
                 if signals.ready:
                     now = clock()
                     for attempt in signals.ready:
-                        ready = sockets[attempt][0]
-                        result = handshake_result(ready)
-                        if isinstance(result, OSError):
-                            sockets.pop(attempt)[0].close()
-                            planner.attempt_failed(now, attempt, result)
-                        else:
-                            sockets[attempt] = (ready, result)
-                            planner.attempt_connected(now, attempt)
+                        report_handshake(planner, sockets, attempt, now)
                     signals.ready.clear()
                 action = planner.next_action(clock())
                 if isinstance(action, Start):
-                    try:
-                        sock, address = open_attempt(action.candidate, options)
-                    except OSError as exc:
-                        planner.attempt_failed(clock(), action.attempt, exc)
-                        continue
-                    sockets[action.attempt] = (sock, address)
-                    try:
-                        code = sock.connect_ex(address)
-                    except OSError as exc:
-                        code, error = -1, exc
-                    else:
-                        error = OSError(code, os.strerror(code))
-                    if code == 0:
-                        planner.attempt_connected(clock(), action.attempt)
-                        sockets[action.attempt] = (sock, sock.getpeername())
-                    elif code in IN_PROGRESS:
+                    sock = start_attempt(planner, action, options, sockets, clock)
+                    if sock is not None:
                         watchers.start_soon(_watch, sock, action.attempt, signals)
-                    else:
-                        sockets.pop(action.attempt)[0].close()
-                        planner.attempt_failed(clock(), action.attempt, error)
                 elif isinstance(action, Connected | Failed):
                     outcome = action
                     watchers.cancel_scope.cancel()

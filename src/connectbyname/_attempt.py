@@ -7,11 +7,12 @@ import errno
 import logging
 import os
 import socket
+from collections.abc import Callable
 
 from ._errors import ConnectByNameError, InvalidParameterError, NotASocketError
 from ._info import Address, Attempt, Connection, unmap_address
 from ._parse import Options, Target
-from ._plan import Planner
+from ._plan import Planner, Start
 from ._resolve import Candidate, Lookup, Resolver, in_hosts_file
 
 logger = logging.getLogger("connectbyname")
@@ -127,17 +128,56 @@ def open_attempt(
     return sock, address
 
 
-def handshake_result(sock: socket.socket) -> OSError | Address:
-    """After the socket turned writable: the connect's error, or the peer's address."""
-    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-    if code:
-        return OSError(code, os.strerror(code))
+#: The attempt sockets of one call, by attempt number, with the address each connects to.
+Sockets = dict[int, tuple[socket.socket, Address]]
+
+
+def start_attempt(
+    planner: Planner,
+    start: Start,
+    options: Options,
+    sockets: Sockets,
+    clock: Callable[[], float],
+    *,
+    dual_stack: bool = False,
+) -> socket.socket | None:
+    """Carry out a `Start`: open the socket (into ``sockets``) and start its connect.
+
+    Returns the socket to watch for writability, or ``None`` when the outcome is known
+    already and reported to the planner (a failed socket is closed and dropped).
+    """
     try:
-        peer: Address = sock.getpeername()
+        sock, address = open_attempt(start.candidate, options, dual_stack)
     except OSError as exc:
-        # Writable without SO_ERROR yet not connected: reset straight after the handshake.
-        return exc
-    return peer
+        planner.attempt_failed(clock(), start.attempt, exc)
+        return None
+    sockets[start.attempt] = (sock, address)
+    try:
+        code = sock.connect_ex(address)
+    except OSError as exc:
+        code, error = -1, exc
+    else:
+        if code in IN_PROGRESS:
+            return sock
+        error = OSError(code, os.strerror(code))
+    if code == 0:
+        planner.attempt_connected(clock(), start.attempt)
+    else:
+        sockets.pop(start.attempt)[0].close()
+        planner.attempt_failed(clock(), start.attempt, error)
+    return None
+
+
+def report_handshake(planner: Planner, sockets: Sockets, attempt: int, now: float) -> None:
+    """An attempt's socket turned writable: report how its connect ended. Connected
+    means connected to the very address it was given, which is what ``getpeername()``
+    would say; a failed socket is closed and dropped from ``sockets``."""
+    code = sockets[attempt][0].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if code:
+        sockets.pop(attempt)[0].close()
+        planner.attempt_failed(now, attempt, OSError(code, os.strerror(code)))
+    else:
+        planner.attempt_connected(now, attempt)
 
 
 def make_connection(

@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(_json(args, None, exc)))
         else:
             print(f"failed:         {_error_name(exc)}: {exc.strerror}")
-            _print_timeline(exc.attempts, None)
+            print_timeline(exc.attempts, None)
         return code
     with connection:
         if args.json:
@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"connected in    {connection.elapsed:.3f}s")
             print(f"local address:  {format_address(connection.local_address)}")
             print(f"remote address: {format_address(connection.remote_address)}")
-            _print_timeline(connection.attempts, connection.elapsed)
+            print_timeline(connection.attempts, connection.elapsed)
     return EXIT_CONNECTED
 
 
@@ -148,7 +148,7 @@ def _error_name(exc: ConnectByNameError) -> str:
     return f"{type(exc).__name__} ({symbol or 'errno'} {code})"
 
 
-def _print_timeline(attempts: Sequence[Attempt], elapsed: float | None) -> None:
+def print_timeline(attempts: Sequence[Attempt], elapsed: float | None) -> None:
     if not attempts:
         return
     end = max([elapsed or 0.0] + [a.start + a.duration for a in attempts]) or 1e-9

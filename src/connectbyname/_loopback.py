@@ -51,6 +51,7 @@ __all__ = [
     "ResolverCall",
     "ScenarioKind",
     "StaticResolver",
+    "blackholed_everywhere",
     "dual_stack",
     "localhost_fallback",
     "no_fd_leak",
@@ -1197,6 +1198,23 @@ class DualStack:
         """The URL of ``path`` on this scenario's port under host name ``name``."""
         scheme = self.server.url.partition(":")[0]
         return f"{scheme}://{_url_host(name)}:{self.port}{path}"
+
+
+@contextlib.contextmanager
+def blackholed_everywhere() -> Iterator[int]:
+    """One port number P blackholed on both 127.0.0.1 and [::1]: every address dead."""
+    for _ in range(50):
+        with Blackhole("127.0.0.1") as v4:
+            try:
+                v6 = Blackhole("::1", v4.port)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    continue  # the same number is taken on the other family: retry
+                raise
+            with v6:
+                yield v4.port
+            return
+    raise RuntimeError("no port free on both 127.0.0.1 and ::1")
 
 
 @contextlib.contextmanager

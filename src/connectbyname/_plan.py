@@ -176,6 +176,7 @@ class Planner:
         self._preferred = preferred
         self._demoted = demoted
         self._queues: dict[socket.AddressFamily, deque[Candidate]] = {}
+        self._queued = 0
         self._first_family: socket.AddressFamily | None = None
         self._last_family: socket.AddressFamily | None = None
         self._records: list[_Record] = []
@@ -223,6 +224,7 @@ class Planner:
             self._queues.setdefault(candidate[0], deque()).appendleft(candidate)
         for candidate in last:
             self._queues.setdefault(candidate[0], deque()).append(candidate)
+        self._queued += len(candidates)
 
     def lookup_failed(
         self,
@@ -292,7 +294,7 @@ class Planner:
         return socket.AF_INET6
 
     def _has_queued(self) -> bool:
-        return any(self._queues.values())
+        return self._queued > 0
 
     def _pop(self) -> Candidate:
         if self._last_family is None:
@@ -314,6 +316,7 @@ class Planner:
         if not queue:
             family, queue = next((f, q) for f, q in self._queues.items() if q)
         self._last_family = family
+        self._queued -= 1
         return queue.popleft()
 
     def _start_next(self, now: float) -> Start | None:

@@ -17,15 +17,15 @@ import time
 from collections.abc import Iterable
 
 from ._attempt import (
-    IN_PROGRESS,
+    Sockets,
     check_supplied_socket,
     conclude,
-    handshake_result,
     lookup_families,
     make_connection,
     new_planner,
-    open_attempt,
+    report_handshake,
     report_lookups,
+    start_attempt,
 )
 from ._history import ConnectionHistory
 from ._info import Address, Connection, unmap_address
@@ -208,45 +208,32 @@ def _connect(
     families = lookup_families(target, options, resolver)
     resolve = resolver or socket.getaddrinfo
     lookups: list[Lookup] = []
-    signal = _LookupSignal()
+    signal: _LookupSignal | None = None
     if len(families) == 1 and planner.deadline is None:
         # Nothing to race the lookup against and no deadline to keep: no thread.
         lookups.append(resolve_here(resolve, target.host, target.port, families[0]))
-    else:
+    elif families:
+        signal = _LookupSignal()
         for family in families:
             lookup = start_lookup(resolve, target.host, target.port, family)
             lookup.add_done_callback(signal.notify)
             lookups.append(lookup)
 
-    sockets: dict[int, tuple[socket.socket, Address]] = {}
+    sockets: Sockets = {}
     selector = _Selector()
     try:
         while True:
             if lookups:
-                signal.clear()
+                if signal is not None:
+                    signal.clear()
                 report_lookups(planner, lookups, clock())
             action = planner.next_action(clock())
             if isinstance(action, Start):
-                try:
-                    sock, address = open_attempt(action.candidate, options, dual_stack)
-                except OSError as exc:
-                    planner.attempt_failed(clock(), action.attempt, exc)
-                    continue
-                sockets[action.attempt] = (sock, address)
-                try:
-                    code = sock.connect_ex(address)
-                except OSError as exc:
-                    code, error = -1, exc
-                else:
-                    error = OSError(code, os.strerror(code))
-                if code == 0:
-                    planner.attempt_connected(clock(), action.attempt)
-                    sockets[action.attempt] = (sock, sock.getpeername())
-                elif code in IN_PROGRESS:
+                sock = start_attempt(
+                    planner, action, options, sockets, clock, dual_stack=dual_stack
+                )
+                if sock is not None:
                     selector.register(sock, selectors.EVENT_WRITE, action.attempt)
-                else:
-                    sockets.pop(action.attempt)[0].close()
-                    planner.attempt_failed(clock(), action.attempt, error)
             elif isinstance(action, Connected):
                 sock, peer = sockets.pop(action.attempt)
                 conclude(target, options, action.attempts, clock())
@@ -263,10 +250,10 @@ def _connect(
                     del error
             else:
                 wait = None if action.until is None else max(0.0, action.until - clock())
-                if lookups and not sockets:
+                if signal is not None and lookups and not sockets:
                     signal.event.wait(wait)
                     continue
-                if lookups:
+                if signal is not None and lookups:
                     reader = signal.reader()
                     if reader not in selector.get_map():
                         selector.register(reader, selectors.EVENT_READ, None)
@@ -276,17 +263,11 @@ def _connect(
                     attempt = key.data
                     if attempt is None:
                         continue  # a lookup finished: reported at the top of the loop
-                    ready = sockets[attempt][0]
-                    selector.unregister(ready)
-                    result = handshake_result(ready)
-                    if isinstance(result, OSError):
-                        sockets.pop(attempt)[0].close()
-                        planner.attempt_failed(now, attempt, result)
-                    else:
-                        sockets[attempt] = (ready, result)
-                        planner.attempt_connected(now, attempt)
+                    selector.unregister(key.fileobj)
+                    report_handshake(planner, sockets, attempt, now)
     finally:
         for sock, _ in sockets.values():
             sock.close()
         selector.close()
-        signal.close()
+        if signal is not None:
+            signal.close()
