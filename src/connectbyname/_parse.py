@@ -230,64 +230,26 @@ def _services_database(name: str) -> int | None:
         return FALLBACK_SERVICES.get(name)
 
 
-def parse_options(
-    nodename: object,
-    servicename: object,
-    *,
-    timeout: object,
-    attempt_delay: object,
-    family: object,
-    source_address: object,
-    socket_options: object,
-    resolution_delay: object = 0.05,
-    history: object = False,
-    policy: object = None,
-    resolver: object = None,
-) -> Options:
-    """Validate the keyword options of a call (answers for valid ones are cached)."""
-    if type(socket_options) is list:
-        socket_options = tuple(socket_options)  # urllib3 passes a list of tuples
+def parse_options(nodename: object, servicename: object, **options: object) -> Options:
+    """Validate the keyword options of a call (see `_parse_options` for the names);
+    answers for valid option sets are cached."""
+    if type(options.get("socket_options")) is list:
+        # urllib3 passes a list of tuples: as a tuple, the set can be cached.
+        options["socket_options"] = tuple(options["socket_options"])  # type: ignore[arg-type]
     # The types are part of the key: True == 1 and False == 0, but a bool is no number.
-    key = (
-        timeout,
-        attempt_delay,
-        family,
-        source_address,
-        socket_options,
-        resolution_delay,
-        history,
-        policy,
-        resolver,
-        type(timeout),
-        type(attempt_delay),
-        type(family),
-        type(resolution_delay),
-        type(history),
-    )
+    key = (*options.items(), *map(type, options.values()))
     try:
         return _options_cache[key]
     except KeyError:
         cacheable = True
     except TypeError:  # something unhashable: check it, and don't cache
         cacheable = False
-    options = _parse_options(
-        nodename,
-        servicename,
-        timeout=timeout,
-        attempt_delay=attempt_delay,
-        family=family,
-        source_address=source_address,
-        socket_options=socket_options,
-        resolution_delay=resolution_delay,
-        history=history,
-        policy=policy,
-        resolver=resolver,
-    )
+    checked = _parse_options(nodename, servicename, **options)
     if cacheable:
         if len(_options_cache) >= _OPTIONS_CACHE_SIZE:
             _options_cache.clear()
-        _options_cache[key] = options
-    return options
+        _options_cache[key] = checked
+    return checked
 
 
 # Checking the options costs more than a connect's own work on loopback; most programs
@@ -305,10 +267,10 @@ def _parse_options(
     family: object,
     source_address: object,
     socket_options: object,
-    resolution_delay: object,
-    history: object,
-    policy: object,
-    resolver: object,
+    resolution_delay: object = 0.05,
+    history: object = False,
+    policy: object = None,
+    resolver: object = None,
 ) -> Options:
     def invalid(message: str) -> InvalidParameterError:
         return _invalid(message, nodename, servicename)
