@@ -4,7 +4,9 @@ It carries out what the planner decides, exactly as the selectors driver in ``_s
 does, and decides nothing itself. Where ``_sync`` has one selector, this driver has
 one small task per attempt in flight, waiting for its socket to turn writable; lookups
 run on the resolver's bounded thread pool and report back through the event loop, so
-a hung resolver is simply abandoned at the deadline.
+a hung resolver is simply abandoned at the deadline. A resolver with a coroutine of its
+own (`AsyncNativeResolver`, such as `connectbyname.dns.DNSResolver`) gets one task per
+lookup in the same task group instead, and no thread at all.
 
 Every attempt socket lives in ``sockets`` until it becomes the winner or is closed.
 The watcher tasks are cancelled and awaited (the task group is left) before any socket
@@ -40,7 +42,7 @@ from ._info import Address, Attempt
 from ._parse import Options, SocketOption, Target, parse_options, parse_target
 from ._plan import Connected, Failed, Start
 from ._policy import Policy
-from ._resolve import Lookup, Resolver, start_lookup
+from ._resolve import AsyncNativeResolver, Lookup, Resolver, resolution_error, start_lookup
 
 if TYPE_CHECKING:
     import anyio.abc
@@ -100,9 +102,11 @@ async def aconnect_by_name(
     The async form of `connect_by_name`, for asyncio and trio (through anyio): the same
     parameters, the same racing rules, the same errors and the same attempt records.
     ``timeout`` is measured on the event loop's clock (`anyio.current_time`), so a
-    test clock such as trio's ``MockClock`` drives the race. Name lookups always run
-    on connectbyname's bounded resolver threads (never in the event loop); when the
-    deadline passes or the call is cancelled, a lookup still running is abandoned.
+    test clock such as trio's ``MockClock`` drives the race. Name lookups run on
+    connectbyname's bounded resolver threads (never in the event loop); when the
+    deadline passes or the call is cancelled, a lookup still running is abandoned. A
+    resolver with an ``alookup`` coroutine (`connectbyname.dns.DNSResolver`) is awaited
+    in the event loop instead, and cancelled with the call.
     Cancelling the call (a cancel scope, ``asyncio.timeout``, ``Task.cancel``) closes
     every attempt socket before the cancellation propagates.
 
@@ -122,6 +126,7 @@ async def aconnect_by_name(
         resolution_delay=resolution_delay,
         history=history,
         policy=policy,
+        resolver=resolver,
     )
     return await _connect(target, options, resolver, nodename, servicename)
 
@@ -167,6 +172,18 @@ async def _watch(sock: socket.socket, attempt: int, signals: _Signals) -> None:
     signals.wake()
 
 
+async def _resolve_natively(
+    resolver: AsyncNativeResolver, host: str, port: int, lookup: Lookup, signals: _Signals
+) -> None:
+    try:
+        candidates = await resolver.alookup(host, port, lookup.family)
+    except Exception as exc:
+        lookup._finish([], resolution_error(exc, host, port))
+    else:
+        lookup._finish(list(candidates), None)
+    signals.wake()
+
+
 async def _connect(
     target: Target,
     options: Options,
@@ -196,7 +213,8 @@ async def _connect(
     signals = _Signals(anyio.Event)
     lookups: list[Lookup] = []
     families = lookup_families(target, options, resolver)
-    if families:
+    native = resolver if isinstance(resolver, AsyncNativeResolver) else None
+    if families and native is None:
         notify = _notifier(signals)
         for family in families:
             lookup = start_lookup(resolver or socket.getaddrinfo, target.host, target.port, family)
@@ -206,6 +224,15 @@ async def _connect(
     sockets: Sockets = {}
     try:
         async with anyio.create_task_group() as watchers:
+            if native is not None:
+                # In the task group, so that the end of the race or the call's
+                # cancellation cancels a lookup still running.
+                for family in families:
+                    lookup = Lookup(family)
+                    watchers.start_soon(
+                        _resolve_natively, native, target.host, target.port, lookup, signals
+                    )
+                    lookups.append(lookup)
             while True:
                 report_lookups(planner, lookups, clock())
                 if signals.ready:

@@ -8,6 +8,9 @@ interpreter's exit. The pool never grows beyond `MAX_THREADS` threads: past that
 lookups queue, and their wait still counts against their caller's deadline. Idle
 threads exit after `IDLE_SECONDS`. A lookup without a deadline runs in the caller's
 thread, and an IP literal never reaches this module at all.
+
+A resolver that can run lookups without a thread each (`NativeResolver`, such as
+`connectbyname.dns.DNSResolver`) starts them itself: `start_lookup` hands over to it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import queue
 import socket
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ._errors import NameResolutionError
 from ._info import Address
@@ -116,19 +119,42 @@ class Lookup:
         try:
             answers = resolver(host, port, self.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             result = candidates_from(answers, self.family, host)
-        except NameResolutionError as exc:
-            self._finish([], exc)
         except Exception as exc:
-            # A resolver's own failure is a resolution failure: the caller gets the
-            # documented error, with the resolver's exception as its cause.
-            code = exc.errno if isinstance(exc, socket.gaierror) else socket.EAI_FAIL
-            error = NameResolutionError(
-                f"cannot resolve {host!r}: {exc}", nodename=host, servicename=port, errno=code
-            )
-            error.__cause__ = exc
-            self._finish([], error)
+            self._finish([], resolution_error(exc, host, port))
         else:
             self._finish(result, None)
+
+
+def resolution_error(exc: Exception, host: str, port: int) -> NameResolutionError:
+    """A resolver's own failure as a resolution failure: the caller gets the documented
+    error, with the resolver's exception as its cause."""
+    if isinstance(exc, NameResolutionError):
+        return exc
+    code = exc.errno if isinstance(exc, socket.gaierror) else socket.EAI_FAIL
+    error = NameResolutionError(
+        f"cannot resolve {host!r}: {exc}", nodename=host, servicename=port, errno=code
+    )
+    error.__cause__ = exc
+    return error
+
+
+@runtime_checkable
+class NativeResolver(Protocol):
+    """A resolver that runs its lookups itself, without a thread per lookup: `start_lookup`
+    leaves them to its ``start_lookup`` method, which must not block."""
+
+    def start_lookup(self, host: str, port: int, family: socket.AddressFamily) -> Lookup: ...
+
+
+@runtime_checkable
+class AsyncNativeResolver(Protocol):
+    """A resolver with a coroutine of its own for the async engine, which awaits it in
+    the call's task group instead of using a thread. It returns the candidates or raises
+    `NameResolutionError`; cancelling it must leave nothing behind."""
+
+    async def alookup(
+        self, host: str, port: int, family: socket.AddressFamily
+    ) -> list[Candidate]: ...
 
 
 def candidates_from(answers: object, family: socket.AddressFamily, host: str) -> list[Candidate]:
@@ -243,7 +269,15 @@ if hasattr(os, "register_at_fork"):
 
 
 def start_lookup(resolver: Resolver, host: str, port: int, family: socket.AddressFamily) -> Lookup:
-    """Start resolving on the pool; the caller waits on the `Lookup` as long as it likes."""
+    """Start resolving on the pool (or in a `NativeResolver`'s own way); the caller
+    waits on the `Lookup` as long as it likes."""
+    if isinstance(resolver, NativeResolver):
+        try:
+            return resolver.start_lookup(host, port, family)
+        except Exception as exc:
+            lookup = Lookup(family)
+            lookup._finish([], resolution_error(exc, host, port))
+            return lookup
     lookup = Lookup(family)
     _pool.submit(lambda: lookup.run(resolver, host, port))
     return lookup
