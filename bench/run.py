@@ -17,9 +17,11 @@ first connection.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime
 import http.client
+import importlib
 import json
 import os
 import platform
@@ -36,8 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 
-from connectbyname import connect_by_name
+from connectbyname import aconnect_by_name, connect_by_name
 from connectbyname._demo import (
     ATTEMPT_DELAY,
     LABELS,
@@ -63,6 +66,30 @@ SYNC = ("urllib3", "requests", "httpx")
 ASYNC = ("httpx-asyncio", "httpx-trio")
 ENGINE = "engine"
 ENGINE_LABEL = "engine: connect_by_name vs socket.create_connection"
+#: The connect APIs the issues measure against (the anchors), with how they run; each
+#: stock side is the peer itself, each adapted side aconnect_by_name on the same loop.
+ANCHORS = {
+    "asyncio": ("asyncio: open_connection vs aconnect_by_name", "asyncio"),
+    "aiohappyeyeballs": (
+        "aiohappyeyeballs: getaddrinfo + start_connection vs aconnect_by_name",
+        "asyncio",
+    ),
+    "anyio": ("anyio (asyncio): connect_tcp vs aconnect_by_name", "asyncio"),
+    "trio": ("trio: open_tcp_stream vs aconnect_by_name", "trio"),
+}
+ANCHOR_NOTE = (
+    " The anchor rows (asyncio, aiohappyeyeballs, anyio, trio) time a TCP connect, not "
+    "an HTTP response: from the call until the connection is established, on a fresh "
+    "event loop per connect. Stock: asyncio.open_connection(host, port, "
+    "happy_eyeballs_delay=0.25) (loop.create_connection resolves with one "
+    "getaddrinfo(AF_UNSPEC)); loop.getaddrinfo(host, port, type=SOCK_STREAM, "
+    "flags=AI_ADDRCONFIG) then aiohappyeyeballs.start_connection(addr_infos, "
+    "happy_eyeballs_delay=0.25), as aiohttp's default resolver does; anyio.connect_tcp("
+    "host, port, happy_eyeballs_delay=0.25) on asyncio; trio.open_tcp_stream(host, port, "
+    "happy_eyeballs_delay=0.25). Adapted: connectbyname.aconnect_by_name(host, port, "
+    "attempt_delay=0.25) on the same event loop. Each call is bounded by anyio.fail_after("
+    "connect timeout). All resolve the injected names through socket.getaddrinfo."
+)
 ANYIO_PORTS = (
     "not measurable here: anyio's connect_tcp (stock httpx on asyncio) connects every "
     "address to the requested port, and on loopback distinct dead addresses need ports "
@@ -71,7 +98,18 @@ ANYIO_PORTS = (
 
 
 def label(key: str) -> str:
+    if key in ANCHORS:
+        return ANCHORS[key][0]
     return ENGINE_LABEL if key == ENGINE else LABELS[key]
+
+
+def anchor_unavailable(key: str) -> str | None:
+    """Why anchor ``key`` cannot run here (its module is missing), or None."""
+    try:
+        importlib.import_module(key)
+    except ImportError:
+        return f"not available: {key} is not installed (the bench extra)"
+    return None
 
 
 # --------------------------------------------------------------------------- resolver
@@ -112,6 +150,10 @@ class BenchResolver:
         entry = self._table.get(text.lower().rstrip(".")) if text else None
         if entry is None:
             return list(self._fallback(host, port, family, type, proto, flags))
+        if flags & socket.AI_NUMERICHOST:
+            # A name is no numeric host: fail at once, as the system's does (trio asks
+            # this way first, in the event loop, before it starts a lookup thread).
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         entries, aaaa_delay = entry
         if aaaa_delay and family in (socket.AF_UNSPEC, socket.AF_INET6):
             # A combined lookup waits for the AAAA answer too, as the system's does.
@@ -171,6 +213,69 @@ def engine_time(adapted: bool, name: str, port: int, timeout: float, expect_ok: 
     return Sample(seconds, expect_ok, "" if expect_ok else "connected")
 
 
+async def _anchor_connect(key: str, adapted: bool, name: str, port: int) -> tuple[float, Any]:
+    """Connect with anchor ``key`` (or aconnect_by_name) and close; returns the seconds
+    until the connection was established and the peer's address."""
+    started = time.perf_counter()
+    if adapted:
+        conn = await aconnect_by_name(name, port, attempt_delay=ATTEMPT_DELAY)
+        seconds = time.perf_counter() - started
+        await conn.aclose()
+        return seconds, conn.remote_address
+    if key == "asyncio":
+        _, writer = await asyncio.open_connection(name, port, happy_eyeballs_delay=ATTEMPT_DELAY)
+        seconds = time.perf_counter() - started
+        remote = writer.get_extra_info("peername")
+        writer.close()
+        await writer.wait_closed()
+        return seconds, remote
+    if key == "aiohappyeyeballs":
+        aiohappyeyeballs = importlib.import_module("aiohappyeyeballs")
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(
+            name, port, type=socket.SOCK_STREAM, flags=socket.AI_ADDRCONFIG
+        )
+        sock = await aiohappyeyeballs.start_connection(infos, happy_eyeballs_delay=ATTEMPT_DELAY)
+        seconds = time.perf_counter() - started
+        with sock:
+            return seconds, sock.getpeername()
+    if key == "anyio":
+        stream = await anyio.connect_tcp(name, port, happy_eyeballs_delay=ATTEMPT_DELAY)
+        seconds = time.perf_counter() - started
+        remote = stream.extra(anyio.abc.SocketAttribute.remote_address)
+        await stream.aclose()
+        return seconds, remote
+    trio = importlib.import_module("trio")
+    trio_stream = await trio.open_tcp_stream(name, port, happy_eyeballs_delay=ATTEMPT_DELAY)
+    seconds = time.perf_counter() - started
+    remote = trio_stream.socket.getpeername()
+    await trio_stream.aclose()
+    return seconds, remote
+
+
+def anchor_time(  # noqa: PLR0917
+    key: str, adapted: bool, name: str, port: int, timeout: float, any_family: bool = False
+) -> Sample:
+    """Seconds until anchor ``key`` (stock) or aconnect_by_name (adapted) has connected,
+    on a fresh event loop; the connection must reach 127.0.0.1 unless ``any_family``."""
+
+    async def run() -> tuple[float, Any, str]:
+        started = time.perf_counter()
+        try:
+            with anyio.fail_after(timeout):
+                seconds, remote = await _anchor_connect(key, adapted, name, port)
+        except Exception as exc:
+            return time.perf_counter() - started, None, type(exc).__name__
+        return seconds, remote, ""
+
+    seconds, remote, error = run_async(ANCHORS[key][1], run)
+    if error:
+        return Sample(seconds, False, error)
+    if not any_family and remote is not None and remote[0] != "127.0.0.1":
+        return Sample(seconds, False, f"reached {remote}")
+    return Sample(seconds)
+
+
 def one_time(  # noqa: PLR0917
     key: str,
     adapted: bool,
@@ -182,6 +287,9 @@ def one_time(  # noqa: PLR0917
 ) -> Sample:
     if key == ENGINE:
         return engine_time(adapted, name, port, timeout, ok)
+    if key in ANCHORS:
+        assert ok, "the anchor rows only measure connections that succeed"
+        return anchor_time(key, adapted, name, port, timeout, any_family)
     return client_time(key, adapted, f"http://{name}:{port}/", timeout, ok, any_family)
 
 
@@ -264,7 +372,7 @@ def run_rows(bench: Bench, specs: Sequence[RowSpec]) -> None:
         if spec.unavailable:
             errors[index] = spec.unavailable
             continue
-        if spec.key != ENGINE:
+        if spec.key in LABELS:
             try:
                 check_available(spec.key, False)
                 check_available(spec.key, True)
@@ -507,7 +615,7 @@ def bench_slow_aaaa(plan: Plan, resolver: BenchResolver) -> Bench:
         "s",
         "HTTP servers on [::1]:P and 127.0.0.1:P; the injected resolver answers A at once "
         "and AAAA (and a combined lookup) after 0.3 s. Rows ran alone, stock and adapted "
-        "interleaved.",
+        "interleaved. A response from either family counts." + ANCHOR_NOTE,
         {"aaaa_delay": delay, "connect_timeout": timeout},
     )
     print(f"\n{bench.title}")
@@ -526,8 +634,9 @@ def bench_slow_aaaa(plan: Plan, resolver: BenchResolver) -> Bench:
                 plan.n(7, 3),
                 plan.n(7, 3),
                 targets=[adapted_at_most(0.06, "adapted <= 60 ms")],
+                unavailable=anchor_unavailable(key) if key in ANCHORS else None,
             )
-            for key in (ENGINE, *SYNC, *ASYNC)
+            for key in (ENGINE, *SYNC, *ASYNC, *ANCHORS)
         ]
         run_rows(bench, specs)
     return bench
@@ -555,9 +664,12 @@ def bench_second_connection(plan: Plan, resolver: BenchResolver) -> Bench:
         "2nd new connection, IPv6 blackholed, 1 s",
         "Second new connection to a host whose IPv6 is blackholed (connect timeout 1 s)",
         "s",
-        "Each sample: a new client makes a first connection to a fresh name (untimed), "
-        "then another new client connects to the same name (timed). Stock sync sides ran "
-        "concurrently (one thread each); the rest alone, interleaved.",
+        "[::1]:P drops SYNs, 127.0.0.1:P serves HTTP; the name answers ::1 first. Each "
+        "sample: a new client makes a first connection to a fresh name (untimed), then "
+        "another new client connects to the same name (timed); the second must reach "
+        "127.0.0.1. Stock sync sides ran concurrently (one thread each); the rest alone, "
+        "interleaved." + ANCHOR_NOTE + " For them each connect of a sample (first and "
+        "second) is a new call on a new event loop.",
         {"connect_timeout": timeout},
     )
     print(f"\n{bench.title}")
@@ -583,8 +695,9 @@ def bench_second_connection(plan: Plan, resolver: BenchResolver) -> Bench:
                 plan.n(7, 3),
                 concurrent_stock=key in (ENGINE, *SYNC),
                 targets=[adapted_at_most(0.01, "adapted <= 10 ms")],
+                unavailable=anchor_unavailable(key) if key in ANCHORS else None,
             )
-            for key in (ENGINE, *SYNC, *ASYNC)
+            for key in (ENGINE, *SYNC, *ASYNC, *ANCHORS)
         ]
         run_rows(bench, specs)
     return bench
@@ -1003,7 +1116,16 @@ def machine() -> dict[str, Any]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     versions = {}
-    for package in ("connectbyname", "urllib3", "requests", "httpx", "httpcore", "anyio", "trio"):
+    for package in (
+        "connectbyname",
+        "urllib3",
+        "requests",
+        "httpx",
+        "httpcore",
+        "anyio",
+        "trio",
+        "aiohappyeyeballs",
+    ):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[package] = metadata.version(package)
     return {
