@@ -149,7 +149,7 @@ def test_a_wrong_memory_costs_at_most_one_attempt_delay() -> None:
                 "moved.test", port, resolver=resolver, history=history, timeout=3
             ) as conn:
                 assert conn.remote_address[0] == "::1"
-                assert 0.25 <= conn.elapsed < 0.25 + 0.5
+                assert 0.25 <= conn.elapsed < 0.25 + 1.0  # one attempt delay, generous
         winner, demoted = history.hints("moved.test", port, time.monotonic())
         assert winner == ("::1", port, 0, 0)
         assert ("127.0.0.1", port) in demoted
