@@ -223,3 +223,17 @@ def test_hosts_file_names_keep_one_combined_lookup(
             connect_by_name(name, port, timeout=2, history=False).close()
     assert calls[:2] == [("localhost", socket.AF_UNSPEC), ("pinned.test", socket.AF_UNSPEC)]
     assert sorted(calls[2:]) == [("other.test", socket.AF_INET), ("other.test", socket.AF_INET6)]
+
+
+def test_link_local_answers_keep_their_scope_id() -> None:
+    from connectbyname import AddressDeniedError
+
+    # Vetted and denied, never connected: the record shows the address as resolved.
+    resolver = StaticResolver({"ll.test": ["fe80::1%lo"]})
+    with pytest.raises(AddressDeniedError) as caught:
+        connect_by_name(
+            "ll.test", 80, resolver=resolver, history=False, policy=lambda host: "not here"
+        )
+    (attempt,) = caught.value.attempts
+    assert attempt.address == ("fe80::1", 80, 0, socket.if_nametoindex("lo"))
+    assert attempt.outcome is Outcome.DENIED
