@@ -53,7 +53,8 @@ def test_blackholed_ipv6_adapters_connect_to_ipv4_quickly() -> None:
     # urllib3 and requests adapters exist; rows of missing adapters say so visibly.
     missing = [m["label"] for m in map(MISSING.match, output.splitlines()) if m]
     assert "urllib3 + connectbyname" in adapted
-    assert len(adapted) + len(missing) == 5
+    assert "socket + connectbyname" in adapted  # the engine alone: always there
+    assert len(adapted) + len(missing) == 6
     for label, row in adapted.items():
         assert row["outcome"] == "HTTP 200", label
         assert row["remote"].startswith("127.0.0.1:"), label
@@ -61,7 +62,7 @@ def test_blackholed_ipv6_adapters_connect_to_ipv4_quickly() -> None:
         assert "abandoned" in row["attempts"], label
         assert row["attempts"].endswith("connected"), label
     # The stock sync clients really waited the connect timeout on the blackhole.
-    for label in ("urllib3", "requests", "httpx"):
+    for label in ("socket", "urllib3", "requests", "httpx"):
         assert float(table[label]["time"]) >= 1.9, label
         assert table[label]["remote"].startswith("127.0.0.1:"), label
     assert "The engine's timeline" in output

@@ -26,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 from ._cli import print_timeline
 from ._info import Address, Attempt, ConnectionInfo, connection_info, format_address
@@ -56,8 +57,11 @@ CLIENTS: tuple[tuple[str, str, str], ...] = (
     ("httpx-asyncio", "httpx async (asyncio)", "asyncio"),
     ("httpx-trio", "httpx async (trio)", "trio"),
 )
-LABELS = {key: label for key, label, _ in CLIENTS}
-RUNNERS = {key: runner for key, _, runner in CLIENTS}
+#: The demo's first row needs no client library: the engine itself, against
+#: socket.create_connection, each followed by one HTTP/1.0 GET on the bare socket.
+ENGINE = "socket"
+LABELS = {ENGINE: "socket", **{key: label for key, label, _ in CLIENTS}}
+RUNNERS = {ENGINE: "sync", **{key: runner for key, _, runner in CLIENTS}}
 
 _ADAPTER_MODULE = {
     "urllib3": "connectbyname.adapters.urllib3",
@@ -258,7 +262,43 @@ class _HttpxAsync:
         await self._client.aclose()
 
 
+class _Socket:
+    """``socket.create_connection`` (stock) or `connect_by_name` (adapted), then one
+    HTTP/1.0 GET on the bare socket: the engine with no client library around it."""
+
+    def __init__(self, adapted: bool, connect_timeout: float, read_timeout: float) -> None:
+        self._adapted = adapted
+        self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
+
+    def get(self, url: str, *, close: bool = False, peer: bool = False) -> Reply:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port or 80
+        info = None
+        if self._adapted:
+            from ._sync import connect_by_name
+
+            connection = connect_by_name(
+                host, port, timeout=self._connect_timeout, attempt_delay=ATTEMPT_DELAY
+            )
+            sock, info = connection.socket, ConnectionInfo.of(connection)
+        else:
+            sock = socket.create_connection((host, port), timeout=self._connect_timeout)
+        with sock:
+            sock.settimeout(self._read_timeout)
+            remote: Address = sock.getpeername()
+            sock.sendall(f"GET {parts.path or '/'} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+            response = b""
+            while chunk := sock.recv(65536):
+                response += chunk
+        status = int(response.split(b" ", 2)[1])
+        return Reply(status, info.remote_address if info else remote, info)
+
+    def close(self) -> None:
+        pass  # one socket per request, closed after it
+
+
 _SYNC: dict[str, Callable[[bool, float, float], SyncClient]] = {
+    ENGINE: _Socket,
     "urllib3": _Urllib3,
     "requests": _Requests,
     "httpx": _Httpx,
@@ -283,6 +323,8 @@ def open_async(
 
 def check_available(key: str, adapted: bool) -> None:
     """Raise `Unavailable` if client ``key`` (or its adapter) cannot run here."""
+    if key == ENGINE:
+        return  # the standard library and the engine: always there
     _client_module("httpx" if key.startswith("httpx") else key)
     if RUNNERS[key] == "trio":
         _client_module("trio")
@@ -400,7 +442,7 @@ def scenario(kind: str) -> Iterator[DualStack]:
             # answer too, as the system resolver does.
             delays = {socket.AF_INET6: SLOW_AAAA_SECONDS, socket.AF_UNSPEC: SLOW_AAAA_SECONDS}
         mapping = {DEMO_NAME: stack.addresses}
-        for key, _, _ in CLIENTS:
+        for key in LABELS:
             mapping[_name(key, False)] = mapping[_name(key, True)] = stack.addresses
         resolver = StaticResolver(
             mapping, delays=delays, fallback=localhost_fallback, record_calls=False
@@ -454,6 +496,8 @@ def main(argv: Sequence[str]) -> int:
         print()
         print(_legend(args.scenario))
         adapted = [r for r in rows if r.adapted and r.available and r.info is not None]
+        # The timeline of an adapted client's request if any ran, else the engine's own.
+        adapted.sort(key=lambda row: row.key == ENGINE)
         if adapted:
             _print_race(adapted[0], stack, args.timeout)
     print(f"\ndemo finished in {time.perf_counter() - started:.1f} s; servers stopped.")
@@ -494,14 +538,14 @@ def _run_all(stack: DualStack, timeout: float) -> list[Row]:
 
     threads = [
         threading.Thread(target=run_stock, args=(key,), name=f"demo-{key}", daemon=True)
-        for key, _, _ in CLIENTS
+        for key in LABELS
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     rows = []
-    for key, _, _ in CLIENTS:
+    for key in LABELS:
         rows.append(stock.get(key) or Row(key, False, outcome="did not finish"))
         rows.append(fetch(key, True, stack.url(_name(key, True)), timeout))
     return rows
@@ -555,6 +599,7 @@ _LEGENDS = {
 
 def _legend(kind: str) -> str:
     return (
+        "socket: socket.create_connection, or connectbyname.connect_by_name, then one GET.\n"
         "time: from the request call to the body read (client set-up not included).\n"
         "* the stock client does not report the server's address; read from its socket.\n"
         + _LEGENDS[kind]
