@@ -15,7 +15,7 @@ dependencies installed.
   maps names to loopback literals without ever asking the system resolver.
 - :func:`open_fds` and :func:`no_fd_leak`: file-descriptor leak checks.
 
-This module imports nothing from the rest of ``connectbyname``.
+Besides the standard library it uses only `connectbyname._resolve`, for getaddrinfo's port rules.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, Protocol, Self, TypeAlias
 from urllib.parse import parse_qs, urlsplit
+
+from ._resolve import getaddrinfo_port
 
 __all__ = [
     "HELLO_BODY",
@@ -1047,7 +1049,7 @@ class StaticResolver:
         if family not in (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6):
             raise socket.gaierror(socket.EAI_FAMILY, "ai_family not supported")
         kind, protocol = _socket_kind(type)
-        port_number = _parse_port(port, kind, flags)
+        port_number = getaddrinfo_port(port, kind, flags, _SERVICE_FALLBACK)
 
         if host is None:
             # Like getaddrinfo: the loopback addresses, or wildcards for a server.
@@ -1101,31 +1103,6 @@ def _socket_kind(type: int) -> tuple[socket.SocketKind, int]:
     if type == socket.SOCK_DGRAM:
         return socket.SOCK_DGRAM, socket.IPPROTO_UDP
     raise socket.gaierror(socket.EAI_SOCKTYPE, "ai_socktype not supported")
-
-
-def _parse_port(port: bytes | str | int | None, kind: socket.SocketKind, flags: int) -> int:
-    if port is None:
-        return 0
-    if isinstance(port, bytes):
-        port = port.decode("ascii", "replace")
-    if isinstance(port, str):
-        if port.isascii() and port.isdigit():
-            port = int(port)
-        elif flags & socket.AI_NUMERICSERV:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        else:
-            try:
-                return socket.getservbyname(port, "udp" if kind == socket.SOCK_DGRAM else "tcp")
-            except OSError:
-                pass
-            if port in _SERVICE_FALLBACK:
-                return _SERVICE_FALLBACK[port]
-            raise socket.gaierror(
-                socket.EAI_SERVICE, "Servname not supported for ai_socktype"
-            ) from None
-    if not 0 <= port <= 65535:
-        raise socket.gaierror(socket.EAI_SERVICE, "Servname not supported for ai_socktype")
-    return port
 
 
 def localhost_fallback(  # noqa: PLR0917 (socket.getaddrinfo's signature)

@@ -19,7 +19,7 @@ import os
 import queue
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ._errors import NameResolutionError
@@ -288,3 +288,34 @@ def resolve_here(resolver: Resolver, host: str, port: int, family: socket.Addres
     lookup = Lookup(family)
     lookup.run(resolver, host, port)
     return lookup
+
+
+def getaddrinfo_port(
+    port: bytes | str | int | None,
+    kind: socket.SocketKind,
+    flags: int,
+    fallback: Mapping[str, int] | None = None,
+) -> int:
+    """The port a getaddrinfo stand-in answers for ``port``, as getaddrinfo does: digits,
+    or a service name from the services database (then ``fallback``); ``gaierror``
+    otherwise. For resolvers with getaddrinfo's signature (tests, `connectbyname.dns`)."""
+    if port is None:
+        return 0
+    if isinstance(port, bytes):
+        port = port.decode("ascii", "replace")
+    if isinstance(port, str):
+        if port.isascii() and port.isdigit():
+            port = int(port)
+        elif flags & socket.AI_NUMERICSERV:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        else:
+            try:  # /etc/services: a local file, no query
+                return socket.getservbyname(port, "udp" if kind == socket.SOCK_DGRAM else "tcp")
+            except OSError:
+                pass
+            if fallback and port in fallback:
+                return fallback[port]
+            raise socket.gaierror(socket.EAI_SERVICE, "Servname not supported for ai_socktype")
+    if not 0 <= port <= 65535:
+        raise socket.gaierror(socket.EAI_SERVICE, "Servname not supported for ai_socktype")
+    return port

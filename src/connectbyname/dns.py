@@ -44,7 +44,7 @@ except ImportError as exc:  # pragma: no cover (depends on the installation)
     ) from exc
 
 from ._errors import NameResolutionError
-from ._resolve import Candidate, Lookup, candidates_from
+from ._resolve import Candidate, Lookup, candidates_from, getaddrinfo_port
 
 __all__ = ["DNSResolver"]
 
@@ -341,7 +341,7 @@ class DNSResolver:
         if family not in _RDTYPES:
             raise socket.gaierror(socket.EAI_FAMILY, "ai_family not supported")
         kinds = _kinds(type, proto)
-        number = _port(port, kinds[0][0], flags)
+        number = getaddrinfo_port(port, kinds[0][0], flags)
         lookup = self.start_lookup(host, number, socket.AddressFamily(family))
         # The I/O thread finishes every lookup within the timeout; the margin covers
         # a thread that was slow to be scheduled.
@@ -721,25 +721,3 @@ def _kinds(kind: int, proto: int) -> list[tuple[socket.SocketKind, int]]:
         if not kinds:
             raise socket.gaierror(socket.EAI_SERVICE, "Servname not supported for ai_socktype")
     return kinds
-
-
-def _port(port: bytes | str | int | None, kind: socket.SocketKind, flags: int) -> int:
-    if port is None:
-        return 0
-    if isinstance(port, bytes):
-        port = port.decode("ascii", "replace")
-    if isinstance(port, str):
-        if port.isascii() and port.isdigit():
-            port = int(port)
-        elif flags & socket.AI_NUMERICSERV:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        else:
-            try:  # /etc/services: a local file, no query
-                return socket.getservbyname(port, "udp" if kind == socket.SOCK_DGRAM else "tcp")
-            except OSError:
-                raise socket.gaierror(
-                    socket.EAI_SERVICE, "Servname not supported for ai_socktype"
-                ) from None
-    if not 0 <= port <= 65535:
-        raise socket.gaierror(socket.EAI_SERVICE, "Servname not supported for ai_socktype")
-    return port
