@@ -189,7 +189,7 @@ def make_connection(
         socket=sock,
         local_address=unmap_address(sock.getsockname()),
         remote_address=unmap_address(peer),
-        family=socket.AddressFamily(sock.family),
+        family=sock.family,
         attempts=attempts,
         elapsed=elapsed,
     )

@@ -28,7 +28,7 @@ from ._attempt import (
     start_attempt,
 )
 from ._history import ConnectionHistory
-from ._info import Address, Connection, unmap_address
+from ._info import Address, Connection
 from ._parse import Options, SocketOption, Target, parse_options, parse_target
 from ._plan import Connected, Failed, Start
 from ._policy import Policy
@@ -142,7 +142,7 @@ def connect_socket_by_name(
         os.dup2(connection.socket.fileno(), checked.fileno(), checked.get_inheritable())
     # The new descriptor comes blocking; give it back the timeout sock's owner set.
     checked.settimeout(checked.gettimeout())
-    return connection.local_address, unmap_address(connection.remote_address)
+    return connection.local_address, connection.remote_address
 
 
 class _LookupSignal:
