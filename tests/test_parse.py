@@ -17,9 +17,10 @@ from connectbyname import (
     InvalidParameterError,
     NameResolutionError,
     TimedOutError,
+    _parse,
     connect_by_name,
 )
-from connectbyname._parse import FALLBACK_SERVICES, parse_options, parse_target
+from connectbyname._parse import FALLBACK_SERVICES, parse_options, parse_target, prepare
 
 
 def options(**overrides: Any) -> Any:
@@ -170,6 +171,54 @@ def test_option_values() -> None:
     assert options(source_address=("", 5000)).source_family is None
     nodelay = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     assert options(socket_options=[list(nodelay)]).socket_options == (nodelay,)
+
+
+def call(nodename: object = "127.0.0.1", **overrides: object) -> Any:
+    arguments: dict[str, object] = {
+        "servicename": 80,
+        "timeout": 1,
+        "attempt_delay": 0.25,
+        "family": socket.AF_UNSPEC,
+        "source_address": ("127.0.0.1", 0),
+        "socket_options": [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        "resolution_delay": 0,
+        "history": True,
+        "policy": None,
+        "resolver": None,
+    }
+    arguments.update(overrides)
+    return prepare(nodename, *arguments.values())
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"servicename": True},
+        {"timeout": True},
+        {"attempt_delay": True},
+        {"family": False},
+        {"resolution_delay": False},
+        {"history": 1},
+        {"source_address": ("127.0.0.1", False)},
+    ],
+)
+def test_a_remembered_call_does_not_let_a_bool_pass_for_a_number(
+    overrides: dict[str, object],
+) -> None:
+    # Each bool is equal to (and hashes like) the number in the valid call before it.
+    valid = call()
+    assert call()[1] is valid[1]  # remembered
+    with pytest.raises(InvalidParameterError):
+        call(**overrides)
+
+
+def test_a_scoped_literal_is_not_remembered() -> None:
+    # Interface indexes change as interfaces come and go: look the scope up each time.
+    _parse._calls.clear()
+    call("::1")
+    assert len(_parse._calls) == 1
+    call("fe80::1%1")
+    assert len(_parse._calls) == 1
 
 
 def test_connect_refuses_bad_input_before_any_resolution() -> None:

@@ -1,4 +1,4 @@
-"""The selectors driver on real loopback sockets: races, timeouts, errors, no leaks."""
+"""The sync driver on real loopback sockets: races, timeouts, errors, no leaks."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from connectbyname import (
     NotASocketError,
     Outcome,
     TimedOutError,
+    _sync,
     connect_by_name,
     connect_socket_by_name,
 )
@@ -97,6 +98,52 @@ def test_refused_ipv6_falls_back_at_once() -> None:
             assert conn.remote_address == ("127.0.0.1", port)
             assert [a.outcome for a in conn.attempts] == [Outcome.REFUSED, Outcome.CONNECTED]
             assert conn.attempts[1].start < 0.2
+
+
+@pytest.mark.usefixtures("no_leak")
+def test_where_poll_is_missing_a_selectors_selector_races_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[_sync._SelectorPoll] = []
+
+    def selector_poll() -> _sync._SelectorPoll:
+        made.append(_sync._SelectorPoll())
+        return made[-1]
+
+    monkeypatch.setattr(_sync, "_new_poll", selector_poll)
+    # The A answer comes while the IPv6 attempt is in flight: the wait covers both
+    # an attempt socket and the lookup signal.
+    resolver = StaticResolver({"dual.test": ["::1", "127.0.0.1"]}, delays={socket.AF_INET: 0.1})
+    with v4_served_v6_blackholed() as port:
+        with connect_by_name("dual.test", port, timeout=5, resolver=resolver) as conn:
+            assert conn.remote_address == ("127.0.0.1", port)
+            assert [a.outcome for a in conn.attempts] == [Outcome.ABANDONED, Outcome.CONNECTED]
+            assert 0.25 <= conn.attempts[1].start < 0.25 + SLACK
+    assert len(made) == 1
+
+
+def test_a_connect_over_inside_connect_is_reported_without_polling(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # On loopback the handshake (or the reset) is over when connect() returns; the
+    # driver asks again instead of waiting on poll, and gets the same outcome.
+    polled: list[object] = []
+
+    class CountingPoll(_sync._SelectorPoll):
+        def poll(self, milliseconds: float | None = None) -> list[tuple[int, int]]:
+            polled.append(milliseconds)
+            return super().poll(milliseconds)
+
+    monkeypatch.setattr(_sync, "_new_poll", CountingPoll)
+    with listener("127.0.0.1") as served, no_fd_leak():
+        port = served.getsockname()[1]
+        with connect_by_name("127.0.0.1", port, timeout=5) as conn:
+            assert [a.outcome for a in conn.attempts] == [Outcome.CONNECTED]
+            assert conn.socket.getpeername() == ("127.0.0.1", port)
+        with refused_port("::1", port), pytest.raises(HostUnreachableError) as info:
+            connect_by_name("::1", port, timeout=5)
+        assert [a.outcome for a in info.value.attempts] == [Outcome.REFUSED]
+    assert polled == []
 
 
 @pytest.mark.usefixtures("no_leak")

@@ -1,7 +1,7 @@
 """The anyio driver: `aconnect_by_name`, on asyncio and on trio.
 
-It carries out what the planner decides, exactly as the selectors driver in ``_sync``
-does, and decides nothing itself. Where ``_sync`` has one selector, this driver has
+It carries out what the planner decides, exactly as the sync driver in ``_sync``
+does, and decides nothing itself. Where ``_sync`` has one poll set, this driver has
 one small task per attempt in flight, waiting for its socket to turn writable; lookups
 run on the resolver's bounded thread pool and report back through the event loop, so
 a hung resolver is simply abandoned at the deadline. A resolver with a coroutine of its
@@ -39,7 +39,7 @@ from ._attempt import (
 )
 from ._history import ConnectionHistory
 from ._info import Address, Attempt
-from ._parse import Options, SocketOption, Target, parse_options, parse_target
+from ._parse import Options, SocketOption, Target, prepare
 from ._plan import Connected, Failed, Start
 from ._policy import Policy
 from ._resolve import AsyncNativeResolver, Lookup, Resolver, resolution_error, start_lookup
@@ -114,19 +114,18 @@ async def aconnect_by_name(
     `TimedOutError`, `HostUnreachableError`, `AddressDeniedError` or
     `OutOfResourcesError`.
     """
-    target = parse_target(nodename, servicename)
-    options = parse_options(
+    target, options = prepare(
         nodename,
         servicename,
-        timeout=timeout,
-        attempt_delay=attempt_delay,
-        family=family,
-        source_address=source_address,
-        socket_options=socket_options,
-        resolution_delay=resolution_delay,
-        history=history,
-        policy=policy,
-        resolver=resolver,
+        timeout,
+        attempt_delay,
+        family,
+        source_address,
+        socket_options,
+        resolution_delay,
+        history,
+        policy,
+        resolver,
     )
     return await _connect(target, options, resolver, nodename, servicename)
 
@@ -201,10 +200,11 @@ async def _connect(
     clock = anyio.current_time
     # The history is shared with the sync driver, which stamps it with
     # time.monotonic(); the loop's clock (trio's, or a test clock) is another scale.
+    families = lookup_families(target, options, resolver)
     planner = new_planner(
         target,
         options,
-        resolver=resolver,
+        families,
         nodename=nodename,
         servicename=servicename,
         now=clock(),
@@ -212,7 +212,6 @@ async def _connect(
     )
     signals = _Signals(anyio.Event)
     lookups: list[Lookup] = []
-    families = lookup_families(target, options, resolver)
     native = resolver if isinstance(resolver, AsyncNativeResolver) else None
     if families and native is None:
         notify = _notifier(signals)

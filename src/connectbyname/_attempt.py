@@ -20,6 +20,8 @@ logger = logging.getLogger("connectbyname")
 #: connect() on a non-blocking socket goes on in the background after these. EINTR too:
 #: POSIX says an interrupted connect() completes asynchronously.
 IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EINTR})
+#: A second connect() says the first is still going on with these.
+STILL_CONNECTING = IN_PROGRESS | {errno.EALREADY}
 
 
 def lookup_families(
@@ -38,14 +40,15 @@ def lookup_families(
 def new_planner(
     target: Target,
     options: Options,
+    families: tuple[socket.AddressFamily, ...],
     *,
-    resolver: Resolver | None,
     nodename: object,
     servicename: object,
     now: float,
     history_now: float | None = None,
 ) -> Planner:
-    """A planner for this call; an IP literal is reported to it at once.
+    """A planner for this call, which makes the lookups ``families`` (see
+    `lookup_families`); an IP literal is reported to it at once.
 
     ``history_now`` is the time on the history's clock (`time.monotonic`) when ``now``
     is on another one (an event loop's)."""
@@ -62,7 +65,7 @@ def new_planner(
         nodename=target.host if target.literal else nodename,
         servicename=servicename,
         port=target.port,
-        lookups=lookup_families(target, options, resolver) or (socket.AF_UNSPEC,),
+        lookups=families or (socket.AF_UNSPEC,),
         resolution_delay=options.resolution_delay,
         source_family=options.source_family,
         policy=options.policy,
@@ -144,7 +147,9 @@ def start_attempt(
     """Carry out a `Start`: open the socket (into ``sockets``) and start its connect.
 
     Returns the socket to watch for writability, or ``None`` when the outcome is known
-    already and reported to the planner (a failed socket is closed and dropped).
+    already and reported to the planner (a failed socket is closed and dropped): a
+    connect to this host's own addresses (loopback included) is over before connect()
+    returns.
     """
     try:
         sock, address = open_attempt(start.candidate, options, dual_stack)
@@ -154,11 +159,19 @@ def start_attempt(
     sockets[start.attempt] = (sock, address)
     try:
         code = sock.connect_ex(address)
+        if code in IN_PROGRESS:
+            # Even when the handshake ended inside connect() (it does on loopback),
+            # a non-blocking connect() says "in progress". Asking again tells at once,
+            # without a round through poll: 0 or EISCONN once connected, the connect's
+            # own error once failed, EALREADY while it goes on.
+            code = sock.connect_ex(address)
+            if code in STILL_CONNECTING:
+                return sock
+            if code == errno.EISCONN:
+                code = 0
     except OSError as exc:
         code, error = -1, exc
     else:
-        if code in IN_PROGRESS:
-            return sock
         error = OSError(code, os.strerror(code))
     if code == 0:
         planner.attempt_connected(clock(), start.attempt)
@@ -185,13 +198,11 @@ def make_connection(
 ) -> Connection:
     """Turn the winning socket into a `Connection` (blocking, no timeout)."""
     sock.setblocking(True)
+    # The family from the address connected to: the socket's own ``family`` property
+    # builds an enum member on every read.
+    family = socket.AF_INET6 if len(peer) == 4 else socket.AF_INET
     return Connection(
-        socket=sock,
-        local_address=unmap_address(sock.getsockname()),
-        remote_address=unmap_address(peer),
-        family=sock.family,
-        attempts=attempts,
-        elapsed=elapsed,
+        sock, unmap_address(sock.getsockname()), unmap_address(peer), family, attempts, elapsed
     )
 
 

@@ -231,31 +231,91 @@ def _services_database(name: str) -> int | None:
 
 
 def parse_options(nodename: object, servicename: object, **options: object) -> Options:
-    """Validate the keyword options of a call (see `_parse_options` for the names);
-    answers for valid option sets are cached."""
-    if type(options.get("socket_options")) is list:
-        # urllib3 passes a list of tuples: as a tuple, the set can be cached.
-        options["socket_options"] = tuple(options["socket_options"])  # type: ignore[arg-type]
+    """Validate the keyword options of a call (see `_parse_options` for the names)."""
+    return _parse_options(nodename, servicename, **options)
+
+
+def prepare(  # noqa: PLR0917 (connect_by_name's parameters, passed on as they came)
+    nodename: object,
+    servicename: object,
+    timeout: object,
+    attempt_delay: object,
+    family: object,
+    source_address: object,
+    socket_options: object,
+    resolution_delay: object,
+    history: object,
+    policy: object,
+    resolver: object,
+) -> tuple[Target, Options]:
+    """`parse_target` and `parse_options` for one call; the answers for valid calls
+    are remembered."""
+    if type(socket_options) is list:
+        # urllib3 passes a list of tuples: as a tuple, the call can be remembered.
+        socket_options = tuple(socket_options)
     # The types are part of the key: True == 1 and False == 0, but a bool is no number.
-    key = (*options.items(), *map(type, options.values()))
+    key = (
+        nodename,
+        servicename,
+        timeout,
+        attempt_delay,
+        family,
+        source_address,
+        socket_options,
+        resolution_delay,
+        history,
+        policy,
+        resolver,
+        type(servicename),
+        type(timeout),
+        type(attempt_delay),
+        type(family),
+        type(resolution_delay),
+        type(history),
+        None if source_address is None else _source_types(source_address),
+    )
     try:
-        return _options_cache[key]
+        return _calls[key]
     except KeyError:
         cacheable = True
-    except TypeError:  # something unhashable: check it, and don't cache
+    except TypeError:  # something unhashable: check it, and don't remember it
         cacheable = False
-    checked = _parse_options(nodename, servicename, **options)
-    if cacheable:
-        if len(_options_cache) >= _OPTIONS_CACHE_SIZE:
-            _options_cache.clear()
-        _options_cache[key] = checked
-    return checked
+    target = parse_target(nodename, servicename)
+    options = _parse_options(
+        nodename,
+        servicename,
+        timeout=timeout,
+        attempt_delay=attempt_delay,
+        family=family,
+        source_address=source_address,
+        socket_options=socket_options,
+        resolution_delay=resolution_delay,
+        history=history,
+        policy=policy,
+        resolver=resolver,
+    )
+    # A scope is looked up again on every call: interfaces come and go.
+    scoped = target.literal is not None and target.literal[1][3:] not in ((), (0,))
+    if cacheable and not scoped:
+        if len(_calls) >= _CALLS_CACHE_SIZE:
+            _calls.clear()
+        _calls[key] = target, options
+    return target, options
 
 
-# Checking the options costs more than a connect's own work on loopback; most programs
-# use a handful of option sets, so valid ones are remembered.
-_OPTIONS_CACHE_SIZE = 64
-_options_cache: dict[tuple[object, ...], Options] = {}
+def _source_types(source_address: object) -> object:
+    if type(source_address) is tuple and len(source_address) == 2:
+        return type(source_address[1])
+    return type(source_address)
+
+
+# Checking a call's parameters costs a good part of a loopback connect's own time; most
+# programs connect to a handful of places with a handful of option sets, so the answers
+# for valid calls are remembered. Everything in the key is compared by value (or by
+# identity, for resolvers, policies and histories), so a remembered answer is always
+# the answer the checks would give again.
+_CALLS_CACHE_SIZE = 256
+_calls: dict[tuple[object, ...], tuple[Target, Options]] = {}
 
 
 def _parse_options(

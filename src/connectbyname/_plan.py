@@ -80,7 +80,11 @@ def outcome_of(error: OSError) -> Outcome:
     return Outcome.FAILED
 
 
-@dataclass(frozen=True, slots=True)
+# The actions are not frozen: a frozen dataclass sets each field through
+# object.__setattr__, and every call makes several actions on its fast path.
+
+
+@dataclass(slots=True)
 class Start:
     """Open a socket for ``candidate`` and start connecting; it is attempt ``attempt``."""
 
@@ -88,14 +92,14 @@ class Start:
     candidate: Candidate
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Wait:
     """Wait for events until ``until`` (clock time; ``None``: no limit), then ask again."""
 
     until: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Connected:
     """Attempt ``attempt`` won: keep its socket, close every other one."""
 
@@ -104,7 +108,7 @@ class Connected:
     elapsed: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Failed:
     """The call failed: close every socket and raise ``error``."""
 
@@ -129,6 +133,19 @@ class _Record:
     def close(self, end: float, outcome: Outcome, error: OSError | None = None) -> None:
         self.end, self.outcome, self.error = end, outcome, error
 
+    def attempt(self, call_start: float) -> Attempt:
+        end = self.start if self.end is None else self.end
+        return Attempt(
+            self.candidate[1],
+            self.candidate[0],
+            self.start - call_start,
+            end - self.start,
+            self.outcome or Outcome.ABANDONED,
+            self.error,
+            self.reason,
+            self.history,
+        )
+
 
 MOVED_FIRST = "moved first: it connected last time"
 MOVED_LAST = "moved last: it lost a race recently"
@@ -140,9 +157,37 @@ class Planner:
     ``lookups`` names the families of the lookups the driver will report with
     `lookup_done` or `lookup_failed`: one family (``AF_UNSPEC`` for both at once; an IP
     literal is reported as one such lookup), or ``(AF_INET6, AF_INET)`` for separate
-    lookups. ``preferred`` and
-    ``demoted`` are the connection history's hints; ``policy`` vets each address.
+    lookups. ``preferred`` and ``demoted`` are the connection history's hints;
+    ``policy`` vets each address.
     """
+
+    __slots__ = (
+        "_deadline",
+        "_delay",
+        "_demoted",
+        "_done",
+        "_first_family",
+        "_hold_until",
+        "_last_family",
+        "_lookup_error",
+        "_next_start",
+        "_nodename",
+        "_pending",
+        "_policy",
+        "_port",
+        "_preferred",
+        "_queued",
+        "_queues",
+        "_records",
+        "_resolution_delay",
+        "_running",
+        "_separate",
+        "_servicename",
+        "_source_family",
+        "_start",
+        "_timeout",
+        "_winner",
+    )
 
     def __init__(
         self,
@@ -206,8 +251,22 @@ class Planner:
     ) -> None:
         """The lookup for ``family`` answered with these candidates, in its order."""
         self._pending.discard(family)
-        if candidates and self._hold_until == math.inf:
+        if not candidates:
+            return
+        if self._hold_until == math.inf:
             self._hold_until = now + self._resolution_delay
+        queues = self._queues
+        if self._preferred is None and not self._demoted:
+            if self._first_family is None and not self._separate:
+                self._first_family = candidates[0][0]
+            for candidate in candidates:
+                queue = queues.get(candidate[0])
+                if queue is None:
+                    queues[candidate[0]] = deque((candidate,))
+                else:
+                    queue.append(candidate)
+            self._queued += len(candidates)
+            return
         first: list[Candidate] = []
         last: list[Candidate] = []
         for candidate in candidates:
@@ -218,12 +277,12 @@ class Planner:
             else:
                 if self._first_family is None and not self._separate:
                     self._first_family = candidate[0]
-                self._queues.setdefault(candidate[0], deque()).append(candidate)
+                queues.setdefault(candidate[0], deque()).append(candidate)
         for candidate in first:
             self._first_family = candidate[0]
-            self._queues.setdefault(candidate[0], deque()).appendleft(candidate)
+            queues.setdefault(candidate[0], deque()).appendleft(candidate)
         for candidate in last:
-            self._queues.setdefault(candidate[0], deque()).append(candidate)
+            queues.setdefault(candidate[0], deque()).append(candidate)
         self._queued += len(candidates)
 
     def lookup_failed(
@@ -263,27 +322,25 @@ class Planner:
             raise RuntimeError("the call is over: next_action() after Connected or Failed")
         if self._winner is not None:
             return self._finish_connected(now)
-        hold = self._holding(now)
-        if self._has_queued() and not hold and (not self._running or now >= self._next_start):
+        hold = self._separate and not self._records and self._holding(now)
+        if self._queued and not hold and (not self._running or now >= self._next_start):
             if now >= self._deadline:
                 return self._finish_failed(now)
             start = self._start_next(now)
             if start is not None:
                 return start
-        if not self._running and not self._has_queued() and not self._pending:
-            return self._finish_failed(now)
-        if now >= self._deadline:
+        if now >= self._deadline or not (self._running or self._queued or self._pending):
             return self._finish_failed(now)
         until = self._deadline
         if hold:
             until = min(until, self._hold_until)
-        elif self._running and self._has_queued():
+        elif self._running and self._queued:
             until = min(until, self._next_start)
         return Wait(None if until == math.inf else until)
 
     def _holding(self, now: float) -> bool:
         """Section 3: before the first attempt, wait a little for the preferred family."""
-        if self._records or not self._separate or now >= self._hold_until:
+        if now >= self._hold_until:
             return False
         preferred = self._preferred_family()
         return preferred in self._pending and not self._queues.get(preferred)
@@ -293,43 +350,42 @@ class Planner:
             return socket.AF_INET6 if len(self._preferred) == 4 else socket.AF_INET
         return socket.AF_INET6
 
-    def _has_queued(self) -> bool:
-        return self._queued > 0
-
     def _pop(self) -> Candidate:
-        if self._last_family is None:
+        queues = self._queues
+        last = self._last_family
+        family: socket.AddressFamily | None = None
+        if last is None:
             family = self._first_family or self._preferred_family()
-            queue = self._queues.get(family)
-            if queue and queue[0][1] in self._demoted:
+            queue = queues.get(family)
+            if queue and self._demoted and queue[0][1] in self._demoted:
                 # Don't open with a recent loser while the other family has a fresh one.
-                family = next(
-                    (f for f, q in self._queues.items() if q and q[0][1] not in self._demoted),
-                    family,
-                )
+                for other, queue in queues.items():
+                    if queue and queue[0][1] not in self._demoted:
+                        family = other
+                        break
         else:
             # Interleave: the other family if it has an address left (section 4).
-            family = next(
-                (f for f, q in self._queues.items() if q and f != self._last_family),
-                self._last_family,
-            )
-        queue = self._queues.get(family)
+            family = last
+            for other, queue in queues.items():
+                if queue and other != last:
+                    family = other
+                    break
+        queue = queues.get(family)
         if not queue:
-            family, queue = next((f, q) for f, q in self._queues.items() if q)
+            family, queue = next((f, q) for f, q in queues.items() if q)
         self._last_family = family
         self._queued -= 1
         return queue.popleft()
 
     def _start_next(self, now: float) -> Start | None:
-        while self._has_queued():
+        while self._queued:
             candidate = self._pop()
             address = candidate[1]
-            history = (
-                MOVED_FIRST
-                if address == self._preferred
-                else MOVED_LAST
-                if address in self._demoted
-                else None
-            )
+            history = None
+            if address == self._preferred:
+                history = MOVED_FIRST
+            elif self._demoted and address in self._demoted:
+                history = MOVED_LAST
             record = _Record(candidate, now, history)
             self._records.append(record)
             if self._source_family is not None and candidate[0] != self._source_family:
@@ -348,19 +404,7 @@ class Planner:
         return None
 
     def _attempts(self) -> tuple[Attempt, ...]:
-        return tuple(
-            Attempt(
-                address=r.candidate[1],
-                family=r.candidate[0],
-                start=r.start - self._start,
-                duration=(r.end if r.end is not None else r.start) - r.start,
-                outcome=r.outcome or Outcome.ABANDONED,
-                error=r.error,
-                reason=r.reason,
-                history=r.history,
-            )
-            for r in self._records
-        )
+        return tuple([record.attempt(self._start) for record in self._records])
 
     def _finish_connected(self, now: float) -> Connected:
         self._done = True
@@ -372,7 +416,7 @@ class Planner:
 
     def _finish_failed(self, now: float) -> Failed:
         self._done = True
-        timed_out = bool(self._running or self._has_queued() or self._pending)
+        timed_out = bool(self._running or self._queued or self._pending)
         for attempt in self._running:
             self._records[attempt].close(now, Outcome.TIMED_OUT)
         self._running.clear()
