@@ -54,12 +54,14 @@ from connectbyname._demo import (
 )
 from connectbyname._loopback import (
     Blackhole,
+    GetAddrInfo,
     HTTPServer,
     StaticResolver,
     dual_stack,
     localhost_fallback,
     patch_getaddrinfo,
 )
+from connectbyname._resolve import cannot_hang
 
 HERE = Path(__file__).resolve().parent
 SYNC = ("urllib3", "requests", "httpx")
@@ -857,21 +859,39 @@ def _bench_happy(plan: Plan, resolver: BenchResolver, server: BenchServer) -> li
         ],
     )
     benches.append(bench)
-    # The literal benchmark above ran with the system's getaddrinfo; the rest use a name.
+    # The literal benchmark above ran with the system's getaddrinfo; the rest use a name
+    # (but for localhost, which the system answers from /etc/hosts).
+    system = socket.getaddrinfo
     with patch_getaddrinfo(resolver):
-        benches.extend(_bench_requests(plan, resolver, server))
+        benches.extend(_bench_requests(plan, resolver, server, system))
     return benches
 
 
-def _bench_requests(plan: Plan, resolver: BenchResolver, server: BenchServer) -> list[Bench]:
+def _bench_requests(
+    plan: Plan, resolver: BenchResolver, server: BenchServer, system: GetAddrInfo
+) -> list[Bench]:
     benches = []
     name = resolver.name("happy", [("127.0.0.1", None)])
-    url = f"http://{name}:{server.http_port}/"
-    literal_url = f"http://127.0.0.1:{server.http_port}/"
-    for close, literal, count, target, bench_id, short, title in (
+    urls = {
+        "name": f"http://{name}:{server.http_port}/",
+        "literal": f"http://127.0.0.1:{server.http_port}/",
+        "localhost": f"http://localhost:{server.http_port}/",
+    }
+    wheres = {
+        "name": f"http://{name.split('-')[0]}-N.bench.test:P/ (a name injected to resolve "
+        "to 127.0.0.1 only)",
+        "literal": "http://127.0.0.1:P/ (an IP literal: no lookup, on either side)",
+        "localhost": "http://localhost:P/ with the system's getaddrinfo, which answers it "
+        "from /etc/hosts (127.0.0.1) on both sides",
+    }
+    # The localhost row must never send a DNS query: it runs only where the system
+    # answers localhost from the hosts file alone.
+    local = cannot_hang(system, "localhost")
+    url = urls["name"]
+    for close, kind, count, target, bench_id, short, title in (
         (
             True,
-            False,
+            "name",
             plan.n(150, 60),
             ratio_at_least(0.95, "ratio >= 0.95"),
             "request_rate_new_connection",
@@ -880,7 +900,7 @@ def _bench_requests(plan: Plan, resolver: BenchResolver, server: BenchServer) ->
         ),
         (
             True,
-            True,
+            "literal",
             plan.n(150, 60),
             ratio_at_least(0.95, "ratio >= 0.95"),
             "request_rate_new_connection_literal",
@@ -889,8 +909,18 @@ def _bench_requests(plan: Plan, resolver: BenchResolver, server: BenchServer) ->
             "127.0.0.1 literal (no name to resolve)",
         ),
         (
+            True,
+            "localhost",
+            plan.n(150, 60),
+            ratio_at_least(0.95, "ratio >= 0.95"),
+            "request_rate_new_connection_localhost",
+            "requests/s, new connection each, localhost URL",
+            "Happy path: requests per second, a new connection per request to "
+            "localhost (answered from /etc/hosts by the system's resolver)",
+        ),
+        (
             False,
-            False,
+            "name",
             plan.n(300, 120),
             ratio_at_least(0.98, "ratio >= 0.98"),
             "request_rate_keepalive",
@@ -898,13 +928,7 @@ def _bench_requests(plan: Plan, resolver: BenchResolver, server: BenchServer) ->
             "Happy path: requests per second on one kept-alive connection",
         ),
     ):
-        target_url = literal_url if literal else url
-        where = (
-            "http://127.0.0.1:P/ (an IP literal: no lookup, on either side)"
-            if literal
-            else f"http://{name.split('-')[0]}-N.bench.test:P/ (a name injected to resolve "
-            "to 127.0.0.1 only)"
-        )
+        target_url, where = urls[kind], wheres[kind]
         bench = Bench(
             bench_id,
             short,
@@ -918,24 +942,44 @@ def _bench_requests(plan: Plan, resolver: BenchResolver, server: BenchServer) ->
             {"requests_per_sample": count},
         )
         print(f"\n{bench.title}")
-        specs = []
-        for key in (*SYNC, *ASYNC):
-            with contextlib.suppress(Unavailable):
-                check_available(key, True)
-                for adapted in (False, True):
-                    request_rate(key, adapted, target_url, max(10, count // 10), close, server)
+        unavailable = None
+        if kind == "localhost" and not local:
+            unavailable = (
+                "not measurable here: this machine's resolver does not answer localhost "
+                "from /etc/hosts alone, and the benchmark sends no DNS query"
+            )
+        lookups = patch_getaddrinfo(system) if kind == "localhost" else contextlib.nullcontext()
+        with lookups:
+            specs = []
+            for key in (*SYNC, *ASYNC):
+                if unavailable is None:
+                    with contextlib.suppress(Unavailable):
+                        check_available(key, True)
+                        for adapted in (False, True):
+                            request_rate(
+                                key, adapted, target_url, max(10, count // 10), close, server
+                            )
 
-            def sample(
-                adapted: bool,
-                key: str = key,
-                close: bool = close,
-                count: int = count,
-                target_url: str = target_url,
-            ) -> Sample:
-                return request_rate(key, adapted, target_url, count, close, server)
+                def sample(
+                    adapted: bool,
+                    key: str = key,
+                    close: bool = close,
+                    count: int = count,
+                    target_url: str = target_url,
+                ) -> Sample:
+                    return request_rate(key, adapted, target_url, count, close, server)
 
-            specs.append(RowSpec(key, sample, plan.n(5, 3), plan.n(5, 3), targets=[target]))
-        run_rows(bench, specs)
+                specs.append(
+                    RowSpec(
+                        key,
+                        sample,
+                        plan.n(5, 3),
+                        plan.n(5, 3),
+                        targets=[target],
+                        unavailable=unavailable,
+                    )
+                )
+            run_rows(bench, specs)
         benches.append(bench)
 
     count = 500

@@ -110,6 +110,36 @@ async def test_literal_never_reaches_the_resolver(
         assert [a.outcome for a in conn.attempts] == [Outcome.CONNECTED]
 
 
+async def test_a_lookup_the_hosts_file_answers_runs_in_the_event_loop(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectbyname import _resolve
+
+    hosts, nsswitch = tmp_path / "hosts", tmp_path / "nsswitch.conf"
+    hosts.write_text("127.0.0.1 pinned.test\n")
+    nsswitch.write_text("hosts: files dns\n")
+    monkeypatch.setattr(_resolve, "HOSTS_PATH", str(hosts))
+    monkeypatch.setattr(_resolve, "NSSWITCH_PATH", str(nsswitch))
+    threads: list[threading.Thread] = []
+
+    def system(host: str, port: int, family: int = 0, *rest: object) -> list[Any]:
+        # Stands in for the system resolver: nothing leaves the machine.
+        threads.append(threading.current_thread())
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", system)
+    monkeypatch.setattr(_resolve, "is_system_resolver", lambda resolver: resolver is system)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        for name in ("pinned.test", "elsewhere.test"):
+            conn = await aconnect_by_name(name, port, timeout=2, history=False)
+            await conn.aclose()
+    here = threading.current_thread()
+    assert threads[0] is here  # one combined lookup, in the loop's thread
+    assert len(threads) == 3
+    assert all(thread is not here for thread in threads[1:])  # AAAA and A, on threads
+
+
 async def test_all_dead_times_out_within_the_budget(assert_no_fd_leak: None) -> None:
     with blackholed_everywhere() as port:
         resolver = StaticResolver({NAME: ["::1", "127.0.0.1"]})

@@ -146,6 +146,60 @@ def test_a_connect_over_inside_connect_is_reported_without_polling(
     assert polled == []
 
 
+def local_lookup_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, first: str) -> None:
+    """A hosts file listing pinned.test, and an nsswitch.conf asking ``first`` first."""
+    from connectbyname import _resolve
+
+    hosts, nsswitch = tmp_path / "hosts", tmp_path / f"nsswitch-{first}.conf"
+    hosts.write_text("127.0.0.1 localhost\n127.0.0.1 pinned.test\n")
+    other = "dns" if first == "files" else "files"
+    nsswitch.write_text(f"passwd: files\nhosts:   {first} {other}  # comment\n")
+    monkeypatch.setattr(_resolve, "HOSTS_PATH", str(hosts))
+    monkeypatch.setattr(_resolve, "NSSWITCH_PATH", str(nsswitch))
+
+
+@pytest.mark.parametrize(
+    ("name", "first", "inline"),
+    [
+        ("pinned.test", "files", True),
+        ("PINNED.test.", "files", True),
+        ("pinned.test", "dns", False),  # the system would ask DNS first: it could hang
+        ("other.test", "files", False),  # not in the hosts file
+    ],
+)
+def test_a_lookup_the_hosts_file_answers_runs_inline_even_with_a_deadline(
+    name: str, first: str, inline: bool, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectbyname import _resolve
+
+    local_lookup_files(tmp_path, monkeypatch, first)
+    threads: list[threading.Thread] = []
+
+    def system(host: str, port: int, family: int = 0, *rest: object) -> list[Any]:
+        # Stands in for the system resolver (which is what the rule is about), so that
+        # nothing leaves the machine.
+        threads.append(threading.current_thread())
+        if family == socket.AF_INET6:
+            raise socket.gaierror(socket.EAI_NONAME, "no AAAA")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", system)
+    monkeypatch.setattr(_resolve, "is_system_resolver", lambda resolver: resolver is system)
+    with listener("127.0.0.1") as served:
+        port = served.getsockname()[1]
+        connect_by_name(name, port, timeout=2, history=False).close()
+    assert threads
+    assert all((thread is threading.current_thread()) is inline for thread in threads)
+
+
+def test_only_the_standard_getaddrinfo_is_the_system_resolver() -> None:
+    from connectbyname._resolve import is_system_resolver
+
+    assert is_system_resolver(socket.getaddrinfo)
+    assert not is_system_resolver(StaticResolver())
+    assert not is_system_resolver(lambda *args: [])
+
+
 @pytest.mark.usefixtures("no_leak")
 def test_three_blackholes_then_a_good_address_within_one_second() -> None:
     with v4_served_v6_blackholed() as port, contextlib.ExitStack() as stack:

@@ -42,7 +42,15 @@ from ._info import Address, Attempt
 from ._parse import Options, SocketOption, Target, prepare
 from ._plan import Connected, Failed, Start
 from ._policy import Policy
-from ._resolve import AsyncNativeResolver, Lookup, Resolver, resolution_error, start_lookup
+from ._resolve import (
+    AsyncNativeResolver,
+    Lookup,
+    Resolver,
+    cannot_hang,
+    resolution_error,
+    resolve_here,
+    start_lookup,
+)
 
 if TYPE_CHECKING:
     import anyio.abc
@@ -103,7 +111,8 @@ async def aconnect_by_name(
     parameters, the same racing rules, the same errors and the same attempt records.
     ``timeout`` is measured on the event loop's clock (`anyio.current_time`), so a
     test clock such as trio's ``MockClock`` drives the race. Name lookups run on
-    connectbyname's bounded resolver threads (never in the event loop); when the
+    connectbyname's bounded resolver threads (never in the event loop, except a name
+    the system answers from its hosts file, which takes microseconds); when the
     deadline passes or the call is cancelled, a lookup still running is abandoned. A
     resolver with an ``alookup`` coroutine (`connectbyname.dns.DNSResolver`) is awaited
     in the event loop instead, and cancelled with the call.
@@ -213,10 +222,14 @@ async def _connect(
     signals = _Signals(anyio.Event)
     lookups: list[Lookup] = []
     native = resolver if isinstance(resolver, AsyncNativeResolver) else None
-    if families and native is None:
+    resolve = resolver or socket.getaddrinfo
+    if len(families) == 1 and native is None and cannot_hang(resolve, target.host):
+        # A hosts-file answer takes microseconds: a thread would cost more than it.
+        lookups.append(resolve_here(resolve, target.host, target.port, families[0]))
+    elif families and native is None:
         notify = _notifier(signals)
         for family in families:
-            lookup = start_lookup(resolver or socket.getaddrinfo, target.host, target.port, family)
+            lookup = start_lookup(resolve, target.host, target.port, family)
             lookup.add_done_callback(notify)
             lookups.append(lookup)
 

@@ -13,7 +13,7 @@ from ._errors import ConnectByNameError, InvalidParameterError, NotASocketError
 from ._info import Address, Attempt, Connection, unmap_address
 from ._parse import Options, Target
 from ._plan import Planner, Start
-from ._resolve import Candidate, Lookup, Resolver, in_hosts_file
+from ._resolve import Candidate, Lookup, Resolver, in_hosts_file, is_system_resolver
 
 logger = logging.getLogger("connectbyname")
 
@@ -32,8 +32,10 @@ def lookup_families(
     file (see `in_hosts_file`); else one."""
     if target.literal is not None:
         return ()
-    if options.family != socket.AF_UNSPEC or (resolver is None and in_hosts_file(target.host)):
+    if options.family != socket.AF_UNSPEC:
         return (options.family,)
+    if (resolver is None or is_system_resolver(resolver)) and in_hosts_file(target.host):
+        return (socket.AF_UNSPEC,)
     return (socket.AF_INET6, socket.AF_INET)
 
 

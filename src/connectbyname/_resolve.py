@@ -7,7 +7,8 @@ lookup finishes (or hangs) on its own without holding up the caller or the
 interpreter's exit. The pool never grows beyond `MAX_THREADS` threads: past that, new
 lookups queue, and their wait still counts against their caller's deadline. Idle
 threads exit after `IDLE_SECONDS`. A lookup without a deadline runs in the caller's
-thread, and an IP literal never reaches this module at all.
+thread, and so does one the system answers from its hosts file (`cannot_hang`); an IP
+literal never reaches this module at all.
 
 A resolver that can run lookups without a thread each (`NativeResolver`, such as
 `connectbyname.dns.DNSResolver`) starts them itself: `start_lookup` hands over to it.
@@ -19,6 +20,7 @@ import os
 import queue
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -33,28 +35,41 @@ Candidate = tuple[socket.AddressFamily, Address]
 MAX_THREADS = 16
 IDLE_SECONDS = 5.0
 HOSTS_PATH = "/etc/hosts"
+NSSWITCH_PATH = "/etc/nsswitch.conf"
 
-_hosts: tuple[tuple[int, int, int], frozenset[str]] | None = None
+#: How often the hosts file and nsswitch.conf are checked for changes, in seconds.
+FILE_CHECK_INTERVAL = 1.0
+
+_FileKey = tuple[int, int, int]
+_hosts: tuple[_FileKey, frozenset[str]] | None = None
+_nsswitch: tuple[_FileKey, bool] | None = None
+_file_keys: dict[str, tuple[float, _FileKey | None]] = {}
 
 
-def in_hosts_file(name: str) -> bool:
-    """Whether ``name`` is answered locally: ``localhost`` (RFC 6761) or a name in the
-    hosts file (re-read when the file changes).
-
-    Such names are looked up in one combined call, never per family: with the usual
-    ``hosts: files dns``, an IPv6-only lookup of a name the hosts file lists only for
-    IPv4 falls through to DNS, which would both send a query the system would not have
-    sent and let DNS answer for a name the hosts file was meant to decide.
-    """
-    global _hosts  # noqa: PLW0603
-    name = name.lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
+def _file_key(path: str) -> _FileKey | None:
+    """The file's identity and version, from a stat at most `FILE_CHECK_INTERVAL` old:
+    a stat per call would cost more than some whole lookups it decides about."""
+    now = time.monotonic()
+    checked = _file_keys.get(path)
+    if checked is not None and now - checked[0] < FILE_CHECK_INTERVAL:
+        return checked[1]
     try:
-        stat = os.stat(HOSTS_PATH)
+        stat = os.stat(path)
     except OSError:
-        return False
-    key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        key = None
+    else:
+        key = stat.st_mtime_ns, stat.st_size, stat.st_ino
+    _file_keys[path] = (now, key)
+    return key
+
+
+def _hosts_names() -> frozenset[str]:
+    """The names in the hosts file, lower case, without a trailing dot (re-read when
+    the file changes)."""
+    global _hosts  # noqa: PLW0603
+    key = _file_key(HOSTS_PATH)
+    if key is None:
+        return frozenset()
     cached = _hosts
     if cached is None or cached[0] != key:
         names: set[str] = set()
@@ -63,9 +78,70 @@ def in_hosts_file(name: str) -> bool:
                 for line in hosts:
                     names.update(n.lower().rstrip(".") for n in line.partition("#")[0].split()[1:])
         except OSError:
-            return False
+            return frozenset()
         cached = _hosts = (key, frozenset(names))
-    return name in cached[1]
+    return cached[1]
+
+
+def _hosts_file_first() -> bool:
+    """Whether the name service switch asks the hosts file before anything else
+    (``hosts: files ...``); without the file, glibc asks DNS first."""
+    global _nsswitch  # noqa: PLW0603
+    key = _file_key(NSSWITCH_PATH)
+    if key is None:
+        return False
+    cached = _nsswitch
+    if cached is None or cached[0] != key:
+        first = False
+        try:
+            with open(NSSWITCH_PATH, encoding="utf-8", errors="replace") as nsswitch:
+                for line in nsswitch:
+                    words = line.partition("#")[0].split()
+                    if words and words[0] == "hosts:":
+                        first = words[1:2] == ["files"]
+        except OSError:
+            return False
+        cached = _nsswitch = (key, first)
+    return cached[1]
+
+
+def in_hosts_file(name: str) -> bool:
+    """Whether ``name`` is answered locally: ``localhost`` (RFC 6761) or a name in the
+    hosts file.
+
+    Such names are looked up in one combined call, never per family: with the usual
+    ``hosts: files dns``, an IPv6-only lookup of a name the hosts file lists only for
+    IPv4 falls through to DNS, which would both send a query the system would not have
+    sent and let DNS answer for a name the hosts file was meant to decide.
+    """
+    name = name.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    return name in _hosts_names()
+
+
+def is_system_resolver(resolver: object) -> bool:
+    """Whether ``resolver`` is the standard library's `socket.getaddrinfo` (and not a
+    stand-in patched over it)."""
+    return (
+        getattr(resolver, "__module__", None) == "socket"
+        and getattr(resolver, "__qualname__", None) == "getaddrinfo"
+    )
+
+
+def cannot_hang(resolver: Resolver, name: str) -> bool:
+    """Whether a combined lookup of ``name`` with ``resolver`` is answered from the
+    hosts file alone, so that it cannot hang and needs no thread to be abandoned on:
+    the system's resolver, a name in the hosts file, and the hosts file asked first.
+
+    Such a lookup costs a few microseconds, where handing it to a thread and back
+    costs tens; ``localhost`` and the names of local services are the common case.
+    """
+    return (
+        is_system_resolver(resolver)
+        and name.lower().rstrip(".") in _hosts_names()
+        and _hosts_file_first()
+    )
 
 
 class Lookup:
@@ -75,18 +151,21 @@ class Lookup:
 
     def __init__(self, family: socket.AddressFamily) -> None:
         self.family = family
-        self._done = threading.Event()
+        self._done = False
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[Lookup], object]] = []
         self._result: list[Candidate] = []
         self._error: NameResolutionError | None = None
 
     def done(self) -> bool:
-        return self._done.is_set()
+        return self._done
 
     def wait(self, timeout: float | None) -> bool:
         """Wait up to ``timeout`` seconds; return whether the lookup has finished."""
-        return self._done.wait(timeout)
+        # An Event only for those who wait: the drivers take callbacks instead.
+        finished = threading.Event()
+        self.add_done_callback(lambda _: finished.set())
+        return finished.wait(timeout)
 
     @property
     def candidates(self) -> list[Candidate]:
@@ -102,7 +181,7 @@ class Lookup:
     def add_done_callback(self, callback: Callable[[Lookup], object]) -> None:
         """Call ``callback(lookup)`` once finished (from the resolving thread, or now)."""
         with self._lock:
-            if not self._done.is_set():
+            if not self._done:
                 self._callbacks.append(callback)
                 return
         callback(self)
@@ -110,7 +189,7 @@ class Lookup:
     def _finish(self, result: list[Candidate], error: NameResolutionError | None) -> None:
         with self._lock:
             self._result, self._error = result, error
-            self._done.set()
+            self._done = True
             callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             callback(self)

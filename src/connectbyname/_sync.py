@@ -40,7 +40,7 @@ from ._info import Address, Connection
 from ._parse import Options, SocketOption, Target, parse_options, parse_target, prepare
 from ._plan import Connected, Failed, Start
 from ._policy import Policy
-from ._resolve import Lookup, Resolver, resolve_here, start_lookup
+from ._resolve import Lookup, Resolver, cannot_hang, resolve_here, start_lookup
 
 _WRITABLE = getattr(select, "POLLOUT", 4)
 _READABLE = getattr(select, "POLLIN", 1)
@@ -238,8 +238,9 @@ def _connect(
     resolve = resolver or socket.getaddrinfo
     lookups: list[Lookup] = []
     signal: _LookupSignal | None = None
-    if len(families) == 1 and options.timeout is None:
-        # Nothing to race the lookup against and no deadline to keep: no thread.
+    if len(families) == 1 and (options.timeout is None or cannot_hang(resolve, target.host)):
+        # Nothing to race the lookup against, and no deadline to keep or nothing that
+        # could make it late: no thread.
         lookups.append(resolve_here(resolve, target.host, target.port, families[0]))
     elif families:
         signal = _LookupSignal()
