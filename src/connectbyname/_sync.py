@@ -254,7 +254,8 @@ def _connect(
     # signal's.
     watched: dict[int, int] = {}
     signal_watched = False
-    poll = _new_poll()
+    # Made at the first wait: a connect over inside connect() needs none.
+    poll: select.poll | _SelectorPoll | None = None
     try:
         while True:
             if lookups:
@@ -267,6 +268,8 @@ def _connect(
                     planner, action, options, sockets, clock, dual_stack=dual_stack
                 )
                 if sock is not None:
+                    if poll is None:
+                        poll = _new_poll()
                     fd = sock.fileno()
                     poll.register(fd, _WRITABLE)
                     watched[fd] = action.attempt
@@ -289,6 +292,8 @@ def _connect(
                 if signal is not None and lookups and not sockets:
                     signal.event.wait(wait)
                     continue
+                if poll is None:
+                    poll = _new_poll()
                 if signal is not None and lookups and not signal_watched:
                     fd = signal.reader().fileno()
                     poll.register(fd, _READABLE)
