@@ -976,8 +976,8 @@ def _bench_requests(
                     RowSpec(
                         key,
                         sample,
-                        plan.n(5, 3),
-                        plan.n(5, 3),
+                        plan.n(9, 3),
+                        plan.n(9, 3),
                         targets=[target],
                         unavailable=unavailable,
                     )

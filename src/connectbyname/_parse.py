@@ -419,7 +419,8 @@ def _socket_options(value: object, invalid: _Invalid) -> tuple[SocketOption, ...
         if not (
             isinstance(item, tuple | list)
             and len(item) == 3
-            and all(isinstance(part, int) and not isinstance(part, bool) for part in item[:2])
+            # Ints, as setsockopt() takes them (a bool is one there too).
+            and all(isinstance(part, int) for part in item[:2])
             and isinstance(item[2], int | bytes)
         ):
             raise invalid(f"socket option {item!r} is not a (level, option, value) tuple")

@@ -339,7 +339,8 @@ class Planner:
         return Wait(None if until == math.inf else until)
 
     def _holding(self, now: float) -> bool:
-        """Section 3: before the first attempt, wait a little for the preferred family."""
+        """Section 3: wait a little for the preferred family. Only asked before the
+        first attempt, and only with separate lookups."""
         if now >= self._hold_until:
             return False
         preferred = self._preferred_family()

@@ -6,7 +6,7 @@ and the ``finally`` clause closes whatever is left there, so no path out of the 
 (return, error, timeout, KeyboardInterrupt) leaves a socket open.
 
 The attempts are watched with ``select.poll`` itself rather than through a
-``selectors`` selector: on loopback a whole connect takes some 25 microseconds, and the
+``selectors`` selector: on loopback a whole connect takes some 30 microseconds, and the
 selector's bookkeeping (key objects, a descriptor map, one more layer per call) cost
 several of them. poll needs no descriptor of its own (epoll does), so a call's
 footprint stays at its attempt sockets. Where poll is missing, a ``selectors`` selector
