@@ -409,7 +409,10 @@ def run_rows(bench: Bench, specs: Sequence[RowSpec]) -> None:
     for index, adapted, _ in serial:
         results[index, adapted] = []
     for i in range(max([count(spec, adapted) for _, adapted, spec in serial] or [0])):
-        for index, adapted, spec in serial:
+        # Each row's stock and adapted samples of a round are taken back to back, one
+        # round stock first and the next adapted first: a pair shares the machine's
+        # state of the moment, and neither side always goes first.
+        for index, adapted, spec in sorted(serial, key=lambda job: (job[0], job[1] == i % 2)):
             if i < count(spec, adapted):
                 results[index, adapted].append(spec.sample(adapted))
     for index, spec in enumerate(specs):
@@ -423,9 +426,24 @@ def run_rows(bench: Bench, specs: Sequence[RowSpec]) -> None:
         stock, adapted = stats(results[index, False]), stats(results[index, True])
         row["stock"], row["adapted"] = stock, adapted
         ratio = None
-        if stock and adapted and stock["median"]:
+        paired = bool(
+            not spec.concurrent_stock
+            and not spec.concurrent_adapted
+            and stock
+            and adapted
+            and stock["n"] == adapted["n"]
+            and 0 not in stock["samples"]
+        )
+        if paired and stock and adapted:
+            # On a shared machine whose speed drifts, the ratio within back-to-back
+            # pairs is steadier than the ratio of the two medians.
+            ratio = statistics.median(
+                a / s for a, s in zip(adapted["samples"], stock["samples"], strict=True)
+            )
+        elif stock and adapted and stock["median"]:
             ratio = adapted["median"] / stock["median"]
-        row["ratio"] = ratio
+            paired = False
+        row["ratio"], row["paired"] = ratio, paired
         row["targets"] = [
             {"target": t.text, "met": bool(adapted and t.check(adapted["median"], ratio))}
             for t in spec.targets
@@ -1050,7 +1068,10 @@ def markdown(results: dict[str, Any]) -> str:
         + f". Command: `{results['command']}` ({results['duration']:.0f} s).",
         "",
         "Medians; in brackets the interquartile range (min..max when fewer than 4 samples); "
-        "n samples. Ratio: adapted median / stock median.",
+        "n samples. Ratio (adapted/stock): for rows whose two sides were measured in turn, "
+        "the median of the ratios of back-to-back pairs (one round stock first, the next "
+        "adapted first), which a machine whose speed drifts moves less than the ratio of "
+        "the two medians; for rows measured concurrently, adapted median / stock median.",
         "",
         "| benchmark | client | stock | adapted | adapted/stock | target | met |",
         "|---|---|---|---|---|---|---|",

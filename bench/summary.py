@@ -27,8 +27,9 @@ def tables(results: dict[str, Any]) -> str:
         f"Run {results['started']} on {machine['cpu']} ({machine['cores']} cores), "
         f"{machine['system']}, Python {machine['python']}; {versions}. "
         f"`{results['command']}` took {results['duration']:.0f} s. Medians; the ratio is "
-        "connectbyname's median over stock's. Spreads, sample counts and how each figure "
-        "was taken: [`bench/results/results.md`](bench/results/results.md).",
+        "connectbyname's over stock's (the median of back-to-back pairs where the two "
+        "sides ran in turn). Spreads, sample counts and how each figure was taken: "
+        "[`bench/results/results.md`](bench/results/results.md).",
         "",
     ]
     for bench in results["benchmarks"]:

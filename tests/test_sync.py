@@ -146,14 +146,16 @@ def test_a_connect_over_inside_connect_is_reported_without_polling(
     assert polled == []
 
 
-def local_lookup_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, first: str) -> None:
-    """A hosts file listing pinned.test, and an nsswitch.conf asking ``first`` first."""
+def local_lookup_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, first: str | None) -> None:
+    """A hosts file listing pinned.test, and an nsswitch.conf asking ``first`` first
+    (``None``: no nsswitch.conf, where glibc asks DNS first)."""
     from connectbyname import _resolve
 
     hosts, nsswitch = tmp_path / "hosts", tmp_path / f"nsswitch-{first}.conf"
     hosts.write_text("127.0.0.1 localhost\n127.0.0.1 pinned.test\n")
-    other = "dns" if first == "files" else "files"
-    nsswitch.write_text(f"passwd: files\nhosts:   {first} {other}  # comment\n")
+    if first is not None:
+        other = "dns" if first == "files" else "files"
+        nsswitch.write_text(f"passwd: files\nhosts:   {first} {other}  # comment\n")
     monkeypatch.setattr(_resolve, "HOSTS_PATH", str(hosts))
     monkeypatch.setattr(_resolve, "NSSWITCH_PATH", str(nsswitch))
 
@@ -164,11 +166,12 @@ def local_lookup_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, first: st
         ("pinned.test", "files", True),
         ("PINNED.test.", "files", True),
         ("pinned.test", "dns", False),  # the system would ask DNS first: it could hang
+        ("pinned.test", None, False),  # no nsswitch.conf: glibc asks DNS first
         ("other.test", "files", False),  # not in the hosts file
     ],
 )
 def test_a_lookup_the_hosts_file_answers_runs_inline_even_with_a_deadline(
-    name: str, first: str, inline: bool, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    name: str, first: str | None, inline: bool, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from connectbyname import _resolve
 

@@ -99,6 +99,7 @@ def _hosts_file_first() -> bool:
                     words = line.partition("#")[0].split()
                     if words and words[0] == "hosts:":
                         first = words[1:2] == ["files"]
+                        break
         except OSError:
             return False
         cached = _nsswitch = (key, first)
@@ -158,7 +159,9 @@ class Lookup:
         self._error: NameResolutionError | None = None
 
     def done(self) -> bool:
-        return self._done
+        # Under the lock: seeing done means seeing the result written before it.
+        with self._lock:
+            return self._done
 
     def wait(self, timeout: float | None) -> bool:
         """Wait up to ``timeout`` seconds; return whether the lookup has finished."""
