@@ -189,9 +189,8 @@ class Planner:
         "_winner",
     )
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 (new_planner passes them by position: see there)
         self,
-        *,
         now: float,
         timeout: float | None,
         attempt_delay: float | None,
