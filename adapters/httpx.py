@@ -11,8 +11,9 @@
 
 The transports take `httpx.HTTPTransport`'s arguments (but ``uds``: a Unix socket has
 no name to connect by) and the engine's options. Every connection, to the server or to
-a proxy, is made by `connect_by_name` (sync) or `aconnect_by_name` (async, on asyncio
-and trio), through httpcore's public network-backend interface.
+a proxy, is made by `connect_by_name` (sync) or `aconnect_by_name`'s race (async, on
+asyncio and trio), through httpcore's public network-backend interface; on trio the
+connection then runs on trio's own streams, as stock httpx's do there.
 
 - Timeouts: httpx's connect timeout bounds name resolution, every attempt and the TLS
   handshake together (the handshake gets what is left); read, write and pool timeouts
@@ -34,9 +35,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import select
 import socket
 import ssl
+import sys
 import time
 import urllib.request
 from collections.abc import Iterable
@@ -55,9 +58,9 @@ from connectbyname import (
     ConnectionInfo,
     EngineOptions,
     TimedOutError,
-    aconnect_by_name,
     connect_by_name,
 )
+from connectbyname._async import aconnect_socket
 from connectbyname._info import INFO_KEY, Address
 from connectbyname._parse import check_engine_options
 
@@ -388,6 +391,101 @@ class _AsyncStream(httpcore.AsyncNetworkStream):
         return None
 
 
+class _TrioStream(httpcore.AsyncNetworkStream):
+    """The async stream on trio, on trio's own streams as in httpcore's trio backend
+    (which stock httpx uses there): anyio's add a layer to every read and write."""
+
+    def __init__(self, stream: Any, sock: socket.socket, connection: _Connection) -> None:
+        import trio
+
+        self._trio = trio
+        self._stream = stream  # a trio.SocketStream, or a trio.SSLStream over one
+        self._socket = sock  # the socket under it all, which trio's socket wraps
+        self._connection = connection
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        trio = self._trio
+        try:
+            with trio.fail_after(math.inf if timeout is None else timeout):
+                data: bytes = await self._stream.receive_some(max_bytes)
+                return data
+        except trio.TooSlowError as exc:
+            raise httpcore.ReadTimeout(exc) from exc
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise httpcore.ReadError(_reason(exc)) from exc
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        trio = self._trio
+        try:
+            with trio.fail_after(math.inf if timeout is None else timeout):
+                await self._stream.send_all(buffer)
+        except trio.TooSlowError as exc:
+            raise httpcore.WriteTimeout(exc) from exc
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise httpcore.WriteError(_reason(exc)) from exc
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        trio = self._trio
+        try:
+            budget = self._connection.tls_timeout(timeout, trio.current_time())
+            # https_compatible: no close_notify expected, as anyio's standard_compatible=False.
+            tls = trio.SSLStream(
+                self._stream, ssl_context, server_hostname=server_hostname, https_compatible=True
+            )
+            with trio.fail_after(math.inf if budget is None else budget):
+                await tls.do_handshake()
+        except BaseException as exc:
+            # Forcefully: also when the handshake was cancelled, the socket is closed
+            # before the cancellation goes on.
+            await trio.aclose_forcefully(self._stream)
+            if isinstance(exc, trio.TooSlowError):
+                raise httpcore.ConnectTimeout(exc) from exc
+            if isinstance(exc, trio.BrokenResourceError | OSError):
+                raise httpcore.ConnectError(_reason(exc)) from exc
+            raise
+        return _TrioStream(tls, self._socket, self._connection)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == _CONNECTION_KEY:
+            return self._connection
+        if info == "ssl_object":
+            # trio's SSLStream offers the SSLObject's methods (selected_alpn_protocol,
+            # getpeercert, version, ...) itself.
+            return self._stream if isinstance(self._stream, self._trio.SSLStream) else None
+        if info == "client_addr":
+            return self._connection.info.local_address
+        if info == "server_addr":
+            return self._connection.info.remote_address
+        if info == "socket":
+            return self._socket
+        if info == "is_readable":
+            return _is_readable(self._socket)
+        return None
+
+
+def _reason(exc: BaseException) -> BaseException:
+    """What to say for ``exc``: trio raises a bare BrokenResourceError from the error
+    that broke the stream (a failed certificate check, a reset)."""
+    return exc.__cause__ if not str(exc) and exc.__cause__ is not None else exc
+
+
+def _running_trio() -> Any | None:
+    """The trio module when called inside a trio run, else ``None`` (an asyncio program
+    never imports trio)."""
+    trio = sys.modules.get("trio")
+    return trio if trio is not None and trio.lowlevel.in_trio_run() else None
+
+
 class _AsyncBackend(httpcore.AsyncNetworkBackend):
     def __init__(self, engine: dict[str, Any], via_proxy: bool) -> None:
         self._engine = engine
@@ -403,7 +501,7 @@ class _AsyncBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         started = anyio.current_time()
         try:
-            conn = await aconnect_by_name(
+            conn = await aconnect_socket(
                 host,
                 port,
                 timeout=timeout,
@@ -421,7 +519,16 @@ class _AsyncBackend(httpcore.AsyncNetworkBackend):
             self._via_proxy,
         )
         deadline = None if timeout is None else started + timeout
-        return _AsyncStream(conn.stream, _Connection(info, deadline))
+        connection = _Connection(info, deadline)
+        try:
+            trio = _running_trio()
+            if trio is not None:
+                stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn.socket))
+                return _TrioStream(stream, conn.socket, connection)
+            return _AsyncStream(await anyio.abc.SocketStream.from_socket(conn.socket), connection)
+        except BaseException:
+            conn.close()
+            raise
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(seconds)

@@ -140,6 +140,19 @@ async def test_a_lookup_the_hosts_file_answers_runs_in_the_event_loop(
     assert all(thread is not here for thread in threads[1:])  # AAAA and A, on threads
 
 
+async def test_the_socket_form_of_the_race(assert_no_fd_leak: None) -> None:
+    from connectbyname._async import aconnect_socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        with await aconnect_socket("127.0.0.1", port, timeout=2, attempt_delay=0.1) as conn:
+            assert conn.remote_address == ("127.0.0.1", port)
+            assert conn.socket.getblocking()
+            assert conn.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        with pytest.raises(TypeError, match="attempt_dealy"):
+            await aconnect_socket("127.0.0.1", port, attempt_dealy=0.1)  # type: ignore[call-arg]
+
+
 async def test_all_dead_times_out_within_the_budget(assert_no_fd_leak: None) -> None:
     with blackholed_everywhere() as port:
         resolver = StaticResolver({NAME: ["::1", "127.0.0.1"]})

@@ -289,6 +289,25 @@ def test_keep_alive_reuse_is_reported(
     assert http_server.connection_count == 1
 
 
+def test_a_silent_server_is_a_read_timeout_on_the_native_stream(
+    assert_no_fd_leak: None, mode: str
+) -> None:
+    # The kernel completes the handshake and queues the request; nobody answers.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        started = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            fetch(mode, [url], timeout=httpx.Timeout(5.0, read=0.3))
+        assert time.monotonic() - started < 0.3 + 2.0
+    # A served request shows which stream carried it: trio's own streams on trio.
+    with HTTPServer() as server:
+        (response,) = fetch(mode, [f"http://127.0.0.1:{server.port}/"])
+        stream = response.extensions["network_stream"]
+        expected = {"sync": "_SyncStream", "asyncio": "_AsyncStream", "trio": "_TrioStream"}
+        assert type(stream).__name__ == expected[mode]
+        assert stream.get_extra_info("server_addr") == ("127.0.0.1", server.port)
+
+
 def test_http2_over_alpn(
     assert_no_fd_leak: None,
     mode: str,

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 
 from ._attempt import (
     Sockets,
@@ -38,8 +38,15 @@ from ._attempt import (
     start_attempt,
 )
 from ._history import ConnectionHistory
-from ._info import Address, Attempt
-from ._parse import Options, SocketOption, Target, prepare
+from ._info import Address, Attempt, Connection
+from ._parse import (
+    EngineOptions,
+    Options,
+    SocketOption,
+    Target,
+    check_engine_names,
+    prepare,
+)
 from ._plan import Connected, Failed, Start
 from ._policy import Policy
 from ._resolve import (
@@ -199,8 +206,61 @@ async def _connect(
     nodename: object,
     servicename: object,
 ) -> AsyncConnection:
-    import anyio
     import anyio.abc
+
+    connection = await _race(target, options, resolver, nodename, servicename)
+    try:
+        stream = await anyio.abc.SocketStream.from_socket(connection.socket)
+    except BaseException:
+        connection.close()
+        raise
+    return AsyncConnection(
+        stream=stream,
+        local_address=connection.local_address,
+        remote_address=connection.remote_address,
+        family=connection.family,
+        attempts=connection.attempts,
+        elapsed=connection.elapsed,
+    )
+
+
+async def aconnect_socket(
+    nodename: str | bytes,
+    servicename: str | bytes | int,
+    *,
+    timeout: float | None = None,
+    source_address: tuple[str, int] | None = None,
+    socket_options: Iterable[SocketOption] | None = (),
+    **engine: Unpack[EngineOptions],
+) -> Connection:
+    """`aconnect_by_name`, but the winner comes back as a plain `Connection` (its
+    socket blocking, ``TCP_NODELAY`` set) for a caller that wraps it in its event
+    loop's own stream type, as the httpx transport does on trio."""
+    check_engine_names(engine)
+    target, options = prepare(
+        nodename,
+        servicename,
+        timeout,
+        engine.get("attempt_delay", 0.25),
+        engine.get("family", socket.AF_UNSPEC),
+        source_address,
+        socket_options,
+        engine.get("resolution_delay", 0.05),
+        engine.get("history", True),
+        engine.get("policy"),
+        engine.get("resolver"),
+    )
+    return await _race(target, options, engine.get("resolver"), nodename, servicename)
+
+
+async def _race(
+    target: Target,
+    options: Options,
+    resolver: Resolver | None,
+    nodename: object,
+    servicename: object,
+) -> Connection:
+    import anyio
     import anyio.lowlevel
 
     # Even a call that needs no wait (a literal on loopback) is a checkpoint, as
@@ -288,18 +348,10 @@ async def _connect(
             # asyncio sets TCP_NODELAY on every TCP transport; trio does not: set it
             # here so that both backends give the same stream (as anyio.connect_tcp).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            stream = await anyio.abc.SocketStream.from_socket(sock)
         except BaseException:
             sock.close()
             raise
     finally:
         for sock, _ in sockets.values():
             sock.close()
-    return AsyncConnection(
-        stream=stream,
-        local_address=connection.local_address,
-        remote_address=connection.remote_address,
-        family=connection.family,
-        attempts=connection.attempts,
-        elapsed=connection.elapsed,
-    )
+    return connection
