@@ -281,11 +281,24 @@ def _engine_pool_key(
 ) -> tuple[Any, ...]:
     """urllib3's pool key for the context without the engine options, extended by
     them: urllib3's key function builds a fixed namedtuple and rejects unknown keys."""
-    context = request_context.copy()
-    engine = [_hashable(context.pop(name, _ABSENT)) for name in ENGINE_OPTIONS]
-    base = base_key_fn(context)
+    if _ENGINE_NAMES.isdisjoint(request_context):
+        # The common case, on every request: no engine option in the context.
+        base = base_key_fn(request_context)
+        engine: tuple[object, ...] = _ALL_ABSENT
+    else:
+        context = request_context.copy()
+        engine = tuple([context.pop(name, _ABSENT) for name in ENGINE_OPTIONS])
+        try:
+            hash(engine)
+        except TypeError:
+            engine = tuple(map(_hashable, engine))
+        base = base_key_fn(context)
     key: tuple[Any, ...] = _key_class(type(base))._make((*base, *engine))
     return key
+
+
+_ENGINE_NAMES: Final = frozenset(ENGINE_OPTIONS)
+_ALL_ABSENT: Final = (_ABSENT,) * len(ENGINE_OPTIONS)
 
 
 def _use_engine(manager: _poolmanager.PoolManager) -> None:
