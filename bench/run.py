@@ -873,8 +873,8 @@ def _bench_happy(plan: Plan, resolver: BenchResolver, server: BenchServer) -> li
             RowSpec(
                 ENGINE,
                 lambda adapted: connect_rate(adapted, server.sink_port, connects),
-                plan.n(21, 7),
-                plan.n(21, 7),
+                plan.n(61, 15),
+                plan.n(61, 15),
                 targets=[ratio_at_least(1 / 1.15, "ratio >= 0.87 (time <= 1.15x)")],
             )
         ],
