@@ -7,6 +7,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import NamedTuple
 
 #: A socket address as Python's socket module writes it: ``(host, port)`` for IPv4,
 #: ``(host, port, flowinfo, scope_id)`` for IPv6.
@@ -38,9 +39,10 @@ class Outcome(enum.StrEnum):
     """Any other error, for example no socket could be made (see `Attempt.error`)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One connection attempt to one address.
+class Attempt(NamedTuple):
+    """One connection attempt to one address: an immutable record (a named tuple:
+    every connect makes one, and a tuple is made several times faster than a frozen
+    dataclass).
 
     ``start`` is the offset in seconds from the start of the call (name resolution
     included) at which the attempt began; ``duration`` is how long it ran until its
