@@ -39,10 +39,10 @@ class Outcome(enum.StrEnum):
     """Any other error, for example no socket could be made (see `Attempt.error`)."""
 
 
+# A named tuple rather than a frozen dataclass: every connect makes one, and a tuple is
+# made several times faster.
 class Attempt(NamedTuple):
-    """One connection attempt to one address: an immutable record (a named tuple:
-    every connect makes one, and a tuple is made several times faster than a frozen
-    dataclass).
+    """One connection attempt to one address: an immutable record (a named tuple).
 
     ``start`` is the offset in seconds from the start of the call (name resolution
     included) at which the attempt began; ``duration`` is how long it ran until its
