@@ -235,11 +235,6 @@ def _services_database(name: str) -> int | None:
         return FALLBACK_SERVICES.get(name)
 
 
-def parse_options(nodename: object, servicename: object, **options: object) -> Options:
-    """Validate the keyword options of a call (see `_parse_options` for the names)."""
-    return _parse_options(nodename, servicename, **options)
-
-
 def prepare(  # noqa: PLR0917 (connect_by_name's parameters, passed on as they came)
     nodename: object,
     servicename: object,
@@ -286,7 +281,7 @@ def prepare(  # noqa: PLR0917 (connect_by_name's parameters, passed on as they c
     except TypeError:  # something unhashable: check it, and don't remember it
         cacheable = False
     target = parse_target(nodename, servicename)
-    options = _parse_options(
+    options = parse_options(
         nodename,
         servicename,
         timeout=timeout,
@@ -323,7 +318,7 @@ _CALLS_CACHE_SIZE = 256
 _calls: dict[tuple[object, ...], tuple[Target, Options]] = {}
 
 
-def _parse_options(
+def parse_options(
     nodename: object,
     servicename: object,
     *,
@@ -337,6 +332,8 @@ def _parse_options(
     policy: object = None,
     resolver: object = None,
 ) -> Options:
+    """Validate the keyword options of a call (see `connect_by_name` for each)."""
+
     def invalid(message: str) -> InvalidParameterError:
         return _invalid(message, nodename, servicename)
 
