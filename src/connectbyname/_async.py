@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Unpack
+from typing import TYPE_CHECKING
 
 from ._attempt import (
     Sockets,
@@ -39,14 +39,7 @@ from ._attempt import (
 )
 from ._history import ConnectionHistory
 from ._info import Address, Attempt, Connection
-from ._parse import (
-    EngineOptions,
-    Options,
-    SocketOption,
-    Target,
-    check_engine_names,
-    prepare,
-)
+from ._parse import Options, SocketOption, Target, prepare
 from ._plan import Connected, Failed, Start
 from ._policy import Policy
 from ._resolve import (
@@ -130,20 +123,34 @@ async def aconnect_by_name(
     `TimedOutError`, `HostUnreachableError`, `AddressDeniedError` or
     `OutOfResourcesError`.
     """
-    target, options = prepare(
+    import anyio.abc
+
+    connection = await aconnect_socket(
         nodename,
         servicename,
-        timeout,
-        attempt_delay,
-        family,
-        source_address,
-        socket_options,
-        resolution_delay,
-        history,
-        policy,
-        resolver,
+        timeout=timeout,
+        attempt_delay=attempt_delay,
+        family=family,
+        source_address=source_address,
+        socket_options=socket_options,
+        resolver=resolver,
+        resolution_delay=resolution_delay,
+        history=history,
+        policy=policy,
     )
-    return await _connect(target, options, resolver, nodename, servicename)
+    try:
+        stream = await anyio.abc.SocketStream.from_socket(connection.socket)
+    except BaseException:
+        connection.close()
+        raise
+    return AsyncConnection(
+        stream=stream,
+        local_address=connection.local_address,
+        remote_address=connection.remote_address,
+        family=connection.family,
+        attempts=connection.attempts,
+        elapsed=connection.elapsed,
+    )
 
 
 class _Signals:
@@ -199,58 +206,37 @@ async def _resolve_natively(
     signals.wake()
 
 
-async def _connect(
-    target: Target,
-    options: Options,
-    resolver: Resolver | None,
-    nodename: object,
-    servicename: object,
-) -> AsyncConnection:
-    import anyio.abc
-
-    connection = await _race(target, options, resolver, nodename, servicename)
-    try:
-        stream = await anyio.abc.SocketStream.from_socket(connection.socket)
-    except BaseException:
-        connection.close()
-        raise
-    return AsyncConnection(
-        stream=stream,
-        local_address=connection.local_address,
-        remote_address=connection.remote_address,
-        family=connection.family,
-        attempts=connection.attempts,
-        elapsed=connection.elapsed,
-    )
-
-
 async def aconnect_socket(
     nodename: str | bytes,
     servicename: str | bytes | int,
     *,
     timeout: float | None = None,
+    attempt_delay: float | None = 0.25,
+    family: int = socket.AF_UNSPEC,
     source_address: tuple[str, int] | None = None,
     socket_options: Iterable[SocketOption] | None = (),
-    **engine: Unpack[EngineOptions],
+    resolver: Resolver | None = None,
+    resolution_delay: float = 0.05,
+    history: ConnectionHistory | bool = True,
+    policy: Policy | None = None,
 ) -> Connection:
     """`aconnect_by_name`, but the winner comes back as a plain `Connection` (its
     socket blocking, ``TCP_NODELAY`` set) for a caller that wraps it in its event
     loop's own stream type, as the httpx transport does on trio."""
-    check_engine_names(engine)
     target, options = prepare(
         nodename,
         servicename,
         timeout,
-        engine.get("attempt_delay", 0.25),
-        engine.get("family", socket.AF_UNSPEC),
+        attempt_delay,
+        family,
         source_address,
         socket_options,
-        engine.get("resolution_delay", 0.05),
-        engine.get("history", True),
-        engine.get("policy"),
-        engine.get("resolver"),
+        resolution_delay,
+        history,
+        policy,
+        resolver,
     )
-    return await _race(target, options, engine.get("resolver"), nodename, servicename)
+    return await _race(target, options, resolver, nodename, servicename)
 
 
 async def _race(

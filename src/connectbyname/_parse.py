@@ -50,17 +50,12 @@ class EngineOptions(TypedDict, total=False):
 ENGINE_OPTIONS: tuple[str, ...] = tuple(EngineOptions.__annotations__)
 
 
-def check_engine_names(options: Mapping[str, object]) -> None:
-    """Refuse names that are no engine option, as Python refuses an unknown keyword."""
-    unknown = sorted(set(options) - set(ENGINE_OPTIONS))
-    if unknown:
-        raise TypeError(f"unknown engine option(s): {', '.join(unknown)}")
-
-
 def check_engine_options(options: Mapping[str, object]) -> None:
     """Refuse unknown names (`TypeError`) and bad values (`InvalidParameterError`) at
     once, so an adapter fails where it is built, not at its first request."""
-    check_engine_names(options)
+    unknown = sorted(set(options) - set(ENGINE_OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown engine option(s): {', '.join(unknown)}")
     parse_options(
         None,
         None,
