@@ -250,10 +250,9 @@ def _connect(
             lookups.append(lookup)
 
     sockets: Sockets = {}
-    # Descriptor -> attempt, for the descriptors in the poll set; -1 marks the lookup
-    # signal's.
+    # Descriptor -> attempt, for the attempt sockets in the poll set.
     watched: dict[int, int] = {}
-    signal_watched = False
+    signal_fd: int | None = None  # the lookup signal's, once in the poll set
     # Made at the first wait: a connect over inside connect() needs none.
     poll: select.poll | _SelectorPoll | None = None
     try:
@@ -294,21 +293,17 @@ def _connect(
                     continue
                 if poll is None:
                     poll = _new_poll()
-                if signal is not None and lookups and not signal_watched:
-                    fd = signal.reader().fileno()
-                    poll.register(fd, _READABLE)
-                    watched[fd] = -1
-                    signal_watched = True
+                if signal is not None and lookups and signal_fd is None:
+                    signal_fd = signal.reader().fileno()
+                    poll.register(signal_fd, _READABLE)
                 # poll rounds its milliseconds up, so it never wakes before the time.
                 events = poll.poll(None if wait is None else wait * 1000)
                 now = clock()
                 for fd, _ in events:
-                    attempt = watched[fd]
-                    if attempt < 0:
+                    if fd == signal_fd:
                         continue  # a lookup finished: reported at the top of the loop
                     poll.unregister(fd)
-                    del watched[fd]
-                    report_handshake(planner, sockets, attempt, now)
+                    report_handshake(planner, sockets, watched.pop(fd), now)
     finally:
         for sock, _ in sockets.values():
             sock.close()
