@@ -62,7 +62,7 @@ from connectbyname import (
 )
 from connectbyname._async import aconnect_socket
 from connectbyname._info import INFO_KEY, Address
-from connectbyname._parse import check_engine_options
+from connectbyname._parse import options_from
 
 __all__ = [
     "AsyncConnectByNameTransport",
@@ -623,7 +623,7 @@ def _configure(
     """Set up a transport from its ``__init__`` arguments (``HTTPTransport``'s, and the
     engine's): its pool, and one proxy transport per environment proxy."""
     # Bad options fail here, when the transport is made, not at the first request.
-    check_engine_options(engine_options)
+    options_from(engine_options)
     engine: dict[str, Any] = dict(engine_options)
     trust_env, proxy = arguments["trust_env"], arguments["proxy"]
     ssl_context = httpx.create_ssl_context(

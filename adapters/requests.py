@@ -32,7 +32,7 @@ from requests.adapters import (
 from urllib3.util.retry import Retry
 
 from connectbyname import EngineOptions
-from connectbyname._parse import check_engine_options
+from connectbyname._parse import options_from
 
 from .urllib3 import ConnectByNameAddressDeniedError as _Urllib3AddressDenied
 from .urllib3 import PoolManager, proxy_from_url
@@ -65,7 +65,7 @@ class ConnectByNameAdapter(HTTPAdapter):
         pool_block: bool = DEFAULT_POOLBLOCK,
         **engine_options: Unpack[EngineOptions],
     ) -> None:
-        check_engine_options(engine_options)
+        options_from(engine_options)
         # Before HTTPAdapter.__init__, which builds the pool manager from them.
         self.engine_options = engine_options
         super().__init__(pool_connections, pool_maxsize, max_retries, pool_block)

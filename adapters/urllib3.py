@@ -53,7 +53,7 @@ from connectbyname import (
     connect_by_name,
 )
 from connectbyname._info import INFO_KEY
-from connectbyname._parse import ENGINE_OPTIONS, check_engine_options
+from connectbyname._parse import ENGINE_OPTIONS, options_from
 
 __all__ = [
     "ConnectByNameAddressDeniedError",
@@ -321,7 +321,7 @@ class PoolManager(_poolmanager.PoolManager):
     """
 
     def __init__(self, num_pools: int = 10, headers: Any = None, **connection_pool_kw: Any) -> None:
-        check_engine_options({k: v for k, v in connection_pool_kw.items() if k in ENGINE_OPTIONS})
+        options_from({k: v for k, v in connection_pool_kw.items() if k in ENGINE_OPTIONS})
         super().__init__(num_pools, headers, **connection_pool_kw)
         _use_engine(self)
 
@@ -343,7 +343,7 @@ class ProxyManager(_poolmanager.ProxyManager):
         proxy_assert_fingerprint: str | None = None,
         **connection_pool_kw: Any,
     ) -> None:
-        check_engine_options({k: v for k, v in connection_pool_kw.items() if k in ENGINE_OPTIONS})
+        options_from({k: v for k, v in connection_pool_kw.items() if k in ENGINE_OPTIONS})
         super().__init__(
             proxy_url,
             num_pools,
@@ -393,7 +393,7 @@ def inject_into_urllib3(**engine_options: Unpack[EngineOptions]) -> None:
     with a connection class of their own (SOCKS, for one) are left alone. Calling it
     again changes the options; `extract_from_urllib3` undoes it.
     """
-    check_engine_options(engine_options)
+    options_from(engine_options)
     _injected_options.clear()
     _injected_options.update(engine_options)
     targets = (

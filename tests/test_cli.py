@@ -49,7 +49,7 @@ def test_json_output_and_failure_exit_status() -> None:
     assert result.returncode == 1
     report = json.loads(result.stdout)
     assert report["connected"] is False
-    assert report["error"]["type"] == "HostUnreachableError"
+    assert report["error"]["type"] == "RefusedError"
     assert report["attempts"][0]["outcome"] == "refused"
     assert report["attempts"][0]["address"] == f"127.0.0.1:{port}"
 

@@ -20,19 +20,28 @@ from connectbyname import (
     _parse,
     connect_by_name,
 )
-from connectbyname._parse import FALLBACK_SERVICES, parse_options, parse_target, prepare
+from connectbyname._parse import (
+    ATTEMPT_DELAY_RULE,
+    FALLBACK_SERVICES,
+    check_call,
+    check_options,
+    options_from,
+    parse_target,
+)
 
 
 def options(**overrides: Any) -> Any:
-    kwargs: dict[str, Any] = {
-        "timeout": None,
-        "attempt_delay": 0.25,
-        "family": socket.AF_UNSPEC,
-        "source_address": None,
-        "socket_options": (),
+    """The call's options and the engine's, checked as connect_by_name checks them."""
+    call = {
+        k: overrides.pop(k)
+        for k in ("timeout", "source_address", "socket_options")
+        if k in overrides
     }
-    kwargs.update(overrides)
-    return parse_options("example.test", 80, **kwargs)
+    engine = check_options(**overrides)
+    checked = check_call(
+        call.get("timeout"), call.get("source_address"), call.get("socket_options", ())
+    )
+    return engine if not call else checked
 
 
 @pytest.mark.parametrize(
@@ -140,6 +149,8 @@ def test_services_fall_back_when_the_database_is_missing(monkeypatch: pytest.Mon
     "overrides",
     [
         {"timeout": -1},
+        {"timeout": 0},  # the one rule: a timeout is more than 0, or None
+        {"timeout": 0.0},
         {"timeout": math.nan},
         {"timeout": "1"},
         {"timeout": True},
@@ -147,14 +158,28 @@ def test_services_fall_back_when_the_database_is_missing(monkeypatch: pytest.Mon
         {"attempt_delay": 0},
         {"attempt_delay": math.inf},
         {"attempt_delay": math.nan},
+        {"attempt_delay": 2**1100},  # beyond a float: infinite, so not finite
+        {"resolution_delay": math.inf},
+        {"resolution_delay": -0.1},
         {"family": socket.AF_UNIX},
         {"family": 99},
+        {"family": 2.0},
+        {"family": True},
         {"source_address": "127.0.0.1"},
         {"source_address": ("localhost", 0)},
         {"source_address": ("127.0.0.1", 70000)},
         {"socket_options": [(1, 2)]},
         {"socket_options": "nodelay"},
         {"socket_options": [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1.5)]},
+        {"socket_options": [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1.0)]},
+        {"socket_options": [(2**40, 1, 1)]},
+        {"socket_options": [(1, 9, 2**40)]},
+        {"socket_options": [(1, 2**31, 1)]},
+        {"socket_options": [(1, 9, None)]},
+        {"socket_options": [(1, 9, 1, 4)]},
+        {"history": 1},
+        {"resolver": "getaddrinfo"},
+        {"policy": 42},
     ],
 )
 def test_bad_options_are_invalid_parameters(overrides: dict[str, Any]) -> None:
@@ -164,61 +189,63 @@ def test_bad_options_are_invalid_parameters(overrides: dict[str, Any]) -> None:
 
 def test_option_values() -> None:
     assert options(timeout=math.inf).timeout is None
-    assert options(timeout=0).timeout == 0.0
+    assert options(timeout=2**1100).timeout is None  # beyond a float: no limit
+    assert options(timeout=1e10).timeout == 1e10
+    assert options(timeout=3).timeout == 3.0
     assert options(attempt_delay=None).attempt_delay is None
+    assert options(attempt_delay=1e10).attempt_delay == 1e10
     assert options(source_address=("::1", 0)).source_family == socket.AF_INET6
+    assert options(source_address=("[::1]", 0)).source_address == ("::1", 0)
     assert options(source_address=("127.0.0.1", 0)).source_family == socket.AF_INET
     assert options(source_address=("", 5000)).source_family is None
     nodelay = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     assert options(socket_options=[list(nodelay)]).socket_options == (nodelay,)
+    assert options(socket_options=[(6, 1, True)]).socket_options == (nodelay,)
+    assert options(socket_options=[(6, 1, None, 4)]).socket_options == ((6, 1, None, 4),)
+    assert options(socket_options=[(1, 25, bytearray(b"lo"))]).socket_options == ((1, 25, b"lo"),)
 
 
-def call(nodename: object = "127.0.0.1", **overrides: object) -> Any:
-    arguments: dict[str, object] = {
-        "servicename": 80,
-        "timeout": 1,
-        "attempt_delay": 0.25,
-        "family": socket.AF_UNSPEC,
-        "source_address": ("127.0.0.1", 0),
-        "socket_options": [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-        "resolution_delay": 0,
-        "history": True,
-        "policy": None,
-        "resolver": None,
-    }
-    arguments.update(overrides)
-    return prepare(nodename, *arguments.values())
+def test_the_attempt_delay_rule_has_one_message() -> None:
+    for bad in (0, 0.005, math.inf):
+        with pytest.raises(InvalidParameterError) as info:
+            check_options(attempt_delay=bad)
+        assert info.value.strerror == ATTEMPT_DELAY_RULE
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        {"servicename": True},
-        {"timeout": True},
-        {"attempt_delay": True},
-        {"family": False},
-        {"resolution_delay": False},
-        {"history": 1},
-        {"source_address": ("127.0.0.1", False)},
-    ],
-)
-def test_a_remembered_call_does_not_let_a_bool_pass_for_a_number(
-    overrides: dict[str, object],
-) -> None:
-    # Each bool is equal to (and hashes like) the number in the valid call before it.
-    valid = call()
-    assert call()[1] is valid[1]  # remembered
+def test_default_options_are_one_shared_object() -> None:
+    assert check_options() is check_options(attempt_delay=0.25, history=True)
+    assert check_call(None) is check_call(None, None, ())
+
+
+def test_unknown_engine_options_are_a_type_error_naming_the_known_ones() -> None:
+    with pytest.raises(TypeError, match=r"unknown engine option.*atempt_delay.*attempt_delay"):
+        options_from({"atempt_delay": 1})
+
+
+def test_targets_are_remembered_without_a_bool_passing_for_a_port() -> None:
+    target = parse_target("example.test", 80)
+    assert parse_target("example.test", 80) is target
     with pytest.raises(InvalidParameterError):
-        call(**overrides)
+        parse_target("example.test", True)  # True == 1 and hashes like it
+    assert parse_target("example.test", 1).port == 1
 
 
 def test_a_scoped_literal_is_not_remembered() -> None:
     # Interface indexes change as interfaces come and go: look the scope up each time.
-    _parse._calls.clear()
-    call("::1")
-    assert len(_parse._calls) == 1
-    call("fe80::1%1")
-    assert len(_parse._calls) == 1
+    _parse._targets.clear()
+    parse_target("::1", 80)
+    assert len(_parse._targets) == 1
+    parse_target("fe80::1%1", 80)
+    assert len(_parse._targets) == 1
+
+
+def test_remembered_targets_are_bounded_oldest_first() -> None:
+    _parse._targets.clear()
+    for n in range(_parse._TARGETS_SIZE + 10):
+        parse_target(f"host{n}.test", 80)
+    assert len(_parse._targets) == _parse._TARGETS_SIZE
+    assert ("host0.test", 80, int) not in _parse._targets
+    assert (f"host{_parse._TARGETS_SIZE + 9}.test", 80, int) in _parse._targets
 
 
 def test_connect_refuses_bad_input_before_any_resolution() -> None:
@@ -268,15 +295,8 @@ def test_hostile_input_gets_only_documented_errors(
     error: ConnectByNameError | None = None
     try:
         parse_target(nodename, servicename)
-        parse_options(
-            nodename,
-            servicename,
-            timeout=timeout,
-            attempt_delay=delay,
-            family=socket.AF_UNSPEC,
-            source_address=None,
-            socket_options=(),
-        )
+        check_call(timeout)
+        check_options(attempt_delay=delay)
     except ConnectByNameError as exc:
         error = exc
     if error is not None:

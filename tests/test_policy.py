@@ -19,7 +19,9 @@ from connectbyname import (
     Outcome,
     connect_by_name,
 )
+from connectbyname._info import Candidate
 from connectbyname._loopback import StaticResolver
+from connectbyname._parse import check_call, check_options, parse_target
 from connectbyname._plan import Failed, Planner, Start
 
 
@@ -120,18 +122,18 @@ def test_no_spelling_of_a_denied_address_gets_through(
 )
 def test_the_planner_never_starts_a_denied_address(addresses: list[str]) -> None:
     planner = Planner(
-        now=0.0,
-        timeout=None,
-        attempt_delay=0.25,
-        nodename="rebind.test",
-        servicename=80,
-        port=80,
-        policy=PUBLIC_ONLY,
+        0.0,
+        parse_target("rebind.test", 80),
+        check_options(policy=PUBLIC_ONLY),
+        check_call(None),
+        lookups=(socket.AF_UNSPEC,),
     )
     planner.lookup_done(
         0.0,
         [
-            (socket.AF_INET6, (a, 80, 0, 0)) if ":" in a else (socket.AF_INET, (a, 80))
+            Candidate(socket.AF_INET6, (a, 80, 0, 0))
+            if ":" in a
+            else Candidate(socket.AF_INET, (a, 80))
             for a in addresses
         ],
     )

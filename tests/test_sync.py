@@ -23,13 +23,13 @@ from connectbyname import (
     NameResolutionError,
     NotASocketError,
     Outcome,
+    RefusedError,
     TimedOutError,
     _sync,
     connect_by_name,
     connect_socket_by_name,
 )
 from connectbyname._loopback import Blackhole, StaticResolver, no_fd_leak, refused_port
-from connectbyname._resolve import MAX_THREADS
 
 # Generous bounds: they must hold on a loaded 2-core machine.
 SLACK = 0.5
@@ -164,7 +164,7 @@ def local_lookup_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, first: st
     ("name", "first", "inline"),
     [
         ("pinned.test", "files", True),
-        ("PINNED.test.", "files", True),
+        ("PINNED.test.", "files", False),  # glibc compares the dot too: DNS is asked
         ("pinned.test", "dns", False),  # the system would ask DNS first: it could hang
         ("pinned.test", None, False),  # no nsswitch.conf: glibc asks DNS first
         ("other.test", "files", False),  # not in the hosts file
@@ -252,25 +252,35 @@ def test_a_hung_resolver_times_out() -> None:
     assert info.value.attempts == ()
 
 
-def test_resolver_threads_stay_bounded() -> None:
+def test_resolver_threads_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectbyname import _resolve
+
+    monkeypatch.setattr(_resolve, "MAX_THREADS", 8)
     resolver = StaticResolver({"hang.test": ["127.0.0.1"]}, hang=True)
     try:
-        for _ in range(MAX_THREADS + 4):
+        for _ in range(4):  # two lookups each (AAAA and A), both hung
             with pytest.raises(TimedOutError):
                 connect_by_name("hang.test", 80, timeout=0.01, resolver=resolver)
+        # Past the bound, a lookup fails at once rather than wait behind hung ones.
+        with pytest.raises(NameResolutionError) as info:
+            connect_by_name("hang.test", 80, timeout=5, resolver=resolver)
+        assert info.value.errno == socket.EAI_AGAIN
+        assert "8 lookups are in progress" in str(info.value)
         names = [t.name for t in threading.enumerate()]
-        assert 0 < names.count("connectbyname-resolver") <= MAX_THREADS
+        assert 0 < names.count("connectbyname-resolver") <= 8
     finally:
         resolver.release()
 
 
 @pytest.mark.usefixtures("no_leak")
-def test_every_address_refused_is_host_unreachable() -> None:
+def test_every_address_refused_is_refused() -> None:
     with refused_port("127.0.0.1") as port, refused_port("::1", port):
-        with pytest.raises(HostUnreachableError) as info:
+        with pytest.raises(RefusedError) as info:
             connect_by_name("dual.test", port, timeout=2, resolver=dual())
     error = info.value
-    assert error.errno == errno.EHOSTUNREACH
+    assert isinstance(error, HostUnreachableError)  # as WSAConnectByName reports it
+    assert isinstance(error, ConnectionRefusedError)
+    assert error.errno == errno.ECONNREFUSED
     assert [a.outcome for a in error.attempts] == [Outcome.REFUSED, Outcome.REFUSED]
     assert f"[::1]:{port} refused" in str(error)
     assert isinstance(error.__cause__, ExceptionGroup)

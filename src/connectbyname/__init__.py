@@ -11,19 +11,22 @@ from ._errors import (
     NameResolutionError,
     NotASocketError,
     OutOfResourcesError,
+    PolicyDenial,
+    RefusedError,
     TimedOutError,
 )
 from ._history import DEFAULT_HISTORY, ConnectionHistory
 from ._info import (
     Address,
     Attempt,
+    Candidate,
     Connection,
     ConnectionInfo,
     Outcome,
     connection_info,
     format_address,
 )
-from ._parse import EngineOptions
+from ._parse import DEFAULT_ATTEMPT_DELAY, DEFAULT_RESOLUTION_DELAY, EngineOptions
 from ._policy import PUBLIC_ONLY, SPECIAL_NETWORKS, AddressPolicy, Policy
 from ._resolve import Resolver
 from ._sync import connect_by_name, connect_socket_by_name
@@ -31,7 +34,9 @@ from ._sync import connect_by_name, connect_socket_by_name
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_ATTEMPT_DELAY",
     "DEFAULT_HISTORY",
+    "DEFAULT_RESOLUTION_DELAY",
     "PUBLIC_ONLY",
     "SPECIAL_NETWORKS",
     "Address",
@@ -39,6 +44,7 @@ __all__ = [
     "AddressPolicy",
     "AsyncConnection",
     "Attempt",
+    "Candidate",
     "ConnectByNameError",
     "Connection",
     "ConnectionHistory",
@@ -51,6 +57,8 @@ __all__ = [
     "OutOfResourcesError",
     "Outcome",
     "Policy",
+    "PolicyDenial",
+    "RefusedError",
     "Resolver",
     "TimedOutError",
     "aconnect_by_name",

@@ -1,17 +1,17 @@
 """The anyio driver: `aconnect_by_name`, on asyncio and on trio.
 
-It carries out what the planner decides, exactly as the sync driver in ``_sync``
-does, and decides nothing itself. Where ``_sync`` has one poll set, this driver has
-one small task per attempt in flight, waiting for its socket to turn writable; lookups
-run on the resolver's bounded thread pool and report back through the event loop, so
-a hung resolver is simply abandoned at the deadline. A resolver with a coroutine of its
-own (`AsyncNativeResolver`, such as `connectbyname.dns.DNSResolver`) gets one task per
-lookup in the same task group instead, and no thread at all.
+It runs the race loop (``_race``) exactly as the sync driver does, and differs only in
+how it waits: where ``_sync`` has one poll set, this driver has one small task per
+watched descriptor, in one task group, waiting for it to turn ready. Lookups run on
+the lookup threads and wake the wait through the event loop, so a hung resolver is
+simply abandoned at the deadline; a resolver with a coroutine of its own
+(`AsyncNativeResolver`, such as `connectbyname.dns.DNSResolver`) gets a task of its
+own in the same group instead, and no thread at all.
 
-Every attempt socket lives in ``sockets`` until it becomes the winner or is closed.
-The watcher tasks are cancelled and awaited (the task group is left) before any socket
-is closed, so no task ever waits on a closed descriptor; the ``finally`` clause then
-closes whatever is left, on every path out: return, error, timeout, cancellation.
+A socket is never closed under a task waiting on it: `AnyioPoller.discard` tells the
+event loop first (``anyio.notify_closing``), which wakes the task, and the task group
+is left before the call returns. Cancellation (a cancel scope, ``asyncio.timeout``,
+task cancellation) reaches the race loop as its end, which closes every socket.
 
 anyio is imported when a call is made, not with the package: the synchronous engine
 must keep working where anyio is not installed.
@@ -19,38 +19,33 @@ must keep working where anyio is not installed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
 import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ._attempt import (
-    Sockets,
-    conclude,
-    lookup_families,
-    make_connection,
-    new_planner,
-    report_handshake,
-    report_lookups,
-    start_attempt,
-)
+from ._errors import ConnectByNameError
 from ._history import ConnectionHistory
 from ._info import Address, Attempt, Connection
-from ._parse import Options, SocketOption, Target, prepare
-from ._plan import Connected, Failed, Start
-from ._policy import Policy
-from ._resolve import (
-    AsyncNativeResolver,
-    Lookup,
-    Resolver,
-    cannot_hang,
-    resolution_error,
-    resolve_here,
-    start_lookup,
+from ._parse import (
+    DEFAULT_ATTEMPT_DELAY,
+    DEFAULT_RESOLUTION_DELAY,
+    CallOptions,
+    Options,
+    SocketOption,
+    Target,
+    check_call,
+    check_options,
+    parse_target,
 )
+from ._policy import Policy
+from ._race import NET, WRITABLE, Events, Net, race
+from ._resolve import AsyncNativeResolver, Lookup, Resolver, resolution_error, start_lookup
 
 if TYPE_CHECKING:
     import anyio.abc
@@ -74,6 +69,15 @@ class AsyncConnection:
     family: _Family
     attempts: tuple[Attempt, ...] = field(default=())
     elapsed: float = 0.0
+    deadline: float | None = None
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+
+    def time_left(self) -> float | None:
+        """Seconds left of the call's timeout on the event loop's clock (0 once it has
+        passed), or ``None`` when the call had no timeout (see `Connection.time_left`)."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - self.clock())
 
     async def aclose(self) -> None:
         """Close the stream."""
@@ -96,12 +100,12 @@ async def aconnect_by_name(
     servicename: str | bytes | int,
     *,
     timeout: float | None = None,
-    attempt_delay: float | None = 0.25,
+    attempt_delay: float | None = DEFAULT_ATTEMPT_DELAY,
     family: int = socket.AF_UNSPEC,
     source_address: tuple[str, int] | None = None,
     socket_options: Iterable[SocketOption] | None = (),
     resolver: Resolver | None = None,
-    resolution_delay: float = 0.05,
+    resolution_delay: float = DEFAULT_RESOLUTION_DELAY,
     history: ConnectionHistory | bool = True,
     policy: Policy | None = None,
 ) -> AsyncConnection:
@@ -144,66 +148,141 @@ async def aconnect_by_name(
         connection.close()
         raise
     return AsyncConnection(
-        stream=stream,
-        local_address=connection.local_address,
-        remote_address=connection.remote_address,
-        family=connection.family,
-        attempts=connection.attempts,
-        elapsed=connection.elapsed,
+        stream,
+        connection.local_address,
+        connection.remote_address,
+        connection.family,
+        connection.attempts,
+        connection.elapsed,
+        connection.deadline,
+        connection.clock,
     )
 
 
-class _Signals:
-    """What the driver's waits wake up for: attempts whose socket turned writable
-    (appended by the watcher tasks) and finished lookups. Only ever touched in the
-    event loop's thread; resolver threads get there through `notifier`."""
+class AnyioPoller:
+    """The async driver's `Poller`: a watcher task per descriptor, in ``group``."""
 
-    __slots__ = ("event", "ready")
+    may_block = False
 
-    def __init__(self, event_class: Callable[[], anyio.Event]) -> None:
-        self.event = event_class()
-        self.ready: list[int] = []
+    def __init__(self, group: anyio.abc.TaskGroup) -> None:
+        import anyio
+        import anyio.lowlevel
 
-    def wake(self, *_: object) -> None:
-        self.event.set()
+        self._anyio = anyio
+        self._group = group
+        self._event = anyio.Event()
+        self._ready: Events = []
+        self._watched: set[int] = set()
+        self._wake_from_thread: Callable[[], None] | None = None
+
+    def register(self, fd: int, events: int) -> None:
+        self._watched.add(fd)
+        self._group.start_soon(self._watch, fd, events)
+
+    async def _watch(self, fd: int, events: int) -> None:
+        anyio = self._anyio
+        try:
+            if events & WRITABLE:
+                await anyio.wait_writable(fd)
+            else:
+                await anyio.wait_readable(fd)
+        except anyio.ClosedResourceError:
+            return  # discarded: notify_closing woke us
+        if fd in self._watched:
+            self._watched.discard(fd)
+            self._ready.append((fd, events))
+            self._event.set()
+
+    def discard(self, sock: socket.socket) -> None:
+        fd = sock.fileno()
+        if fd in self._watched:
+            self._watched.discard(fd)
+            # Wakes the watcher (and forgets the descriptor in the event loop) before
+            # the descriptor is closed and can be reused.
+            self._anyio.notify_closing(fd)
+        sock.close()
+
+    def start_lookup(
+        self, resolver: Resolver, host: str, port: int, family: socket.AddressFamily
+    ) -> Lookup:
+        if isinstance(resolver, AsyncNativeResolver):
+            lookup = Lookup(family)
+            # In the task group, so that the end of the race or the call's cancellation
+            # cancels a lookup still running.
+            self._group.start_soon(self._resolve_natively, resolver, host, port, lookup)
+            return lookup
+        if self._wake_from_thread is None:
+            self._wake_from_thread = _thread_waker(self._event_set)
+        lookup = start_lookup(resolver, host, port, family)
+        wake = self._wake_from_thread
+        lookup.add_done_callback(lambda _: wake())
+        return lookup
+
+    def _event_set(self) -> None:
+        self._event.set()
+
+    async def _resolve_natively(
+        self, resolver: AsyncNativeResolver, host: str, port: int, lookup: Lookup
+    ) -> None:
+        try:
+            candidates = await resolver.alookup(host, port, lookup.family)
+        except Exception as exc:
+            lookup.finish([], resolution_error(exc, host, port))
+        else:
+            lookup.finish(list(candidates), None)
+        self._event.set()
+
+    async def wait(self, until: float | None) -> Events:
+        """Wait until ``until`` (the event loop's clock) or until something is ready."""
+        anyio = self._anyio
+        if not self._ready:
+            with anyio.CancelScope(deadline=math.inf if until is None else until):
+                await self._event.wait()
+        # Set only in this thread: nothing can be missed between the wake-up and the
+        # new event, as no await comes in between.
+        self._event = anyio.Event()
+        ready, self._ready = self._ready, []
+        return ready
+
+    def close(self) -> None:
+        self._wake_from_thread = None
 
 
-def _notifier(signals: _Signals) -> Callable[[Lookup], None]:
-    """A lookup done-callback that wakes the driver from a resolver thread.
-
-    It schedules the wake-up without waiting for it (a resolver thread must never block
-    on an event loop), and does nothing once the loop has ended: by then the call that
-    was waiting is long gone.
-    """
+def _thread_waker(wake: Callable[[], None]) -> Callable[[], None]:
+    """A function that calls ``wake`` in the running event loop from any thread, without
+    waiting for it (a lookup thread must never block on an event loop), and does
+    nothing once the loop has ended."""
     import anyio.lowlevel
 
-    token = anyio.lowlevel.current_token()
+    native: Any = anyio.lowlevel.current_token().native_token
+    if isinstance(native, asyncio.AbstractEventLoop):
+        call_soon: Callable[[Callable[[], None]], object] = native.call_soon_threadsafe
+    else:  # trio's TrioToken: its public, thread-safe run_sync_soon
+        call_soon = native.run_sync_soon
 
-    def notify(_lookup: Lookup) -> None:
-        with contextlib.suppress(Exception):
-            token.backend_class.run_sync_soon(signals.wake, (), token.native_token)
+    def wake_from_thread() -> None:
+        with contextlib.suppress(Exception):  # the loop is closed: nobody waits any more
+            call_soon(wake)
 
-    return notify
-
-
-async def _watch(sock: socket.socket, attempt: int, signals: _Signals) -> None:
-    import anyio
-
-    await anyio.wait_writable(sock)
-    signals.ready.append(attempt)
-    signals.wake()
+    return wake_from_thread
 
 
-async def _resolve_natively(
-    resolver: AsyncNativeResolver, host: str, port: int, lookup: Lookup, signals: _Signals
-) -> None:
-    try:
-        candidates = await resolver.alookup(host, port, lookup.family)
-    except Exception as exc:
-        lookup._finish([], resolution_error(exc, host, port))
-    else:
-        lookup._finish(list(candidates), None)
-    signals.wake()
+async def aconnect(
+    nodename: object,
+    servicename: object,
+    options: Options,
+    *,
+    timeout: object = None,
+    source_address: object = None,
+    socket_options: object = (),
+) -> Connection:
+    """`aconnect_socket` with the engine's options checked already (`options_from`),
+    as an adapter keeps them."""
+    target = parse_target(nodename, servicename)
+    call = check_call(
+        timeout, source_address, socket_options, nodename=nodename, servicename=servicename
+    )
+    return await adrive(target, options, call)
 
 
 async def aconnect_socket(
@@ -211,133 +290,94 @@ async def aconnect_socket(
     servicename: str | bytes | int,
     *,
     timeout: float | None = None,
-    attempt_delay: float | None = 0.25,
+    attempt_delay: float | None = DEFAULT_ATTEMPT_DELAY,
     family: int = socket.AF_UNSPEC,
     source_address: tuple[str, int] | None = None,
     socket_options: Iterable[SocketOption] | None = (),
     resolver: Resolver | None = None,
-    resolution_delay: float = 0.05,
+    resolution_delay: float = DEFAULT_RESOLUTION_DELAY,
     history: ConnectionHistory | bool = True,
     policy: Policy | None = None,
 ) -> Connection:
     """`aconnect_by_name`, but the winner comes back as a plain `Connection` (its
     socket blocking, ``TCP_NODELAY`` set) for a caller that wraps it in its event
     loop's own stream type, as the httpx transport does on trio."""
-    target, options = prepare(
-        nodename,
-        servicename,
-        timeout,
-        attempt_delay,
-        family,
-        source_address,
-        socket_options,
-        resolution_delay,
-        history,
-        policy,
-        resolver,
+    target = parse_target(nodename, servicename)
+    options = check_options(
+        attempt_delay=attempt_delay,
+        family=family,
+        resolver=resolver,
+        resolution_delay=resolution_delay,
+        history=history,
+        policy=policy,
+        nodename=nodename,
+        servicename=servicename,
     )
-    return await _race(target, options, resolver, nodename, servicename)
+    call = check_call(
+        timeout, source_address, socket_options, nodename=nodename, servicename=servicename
+    )
+    return await adrive(target, options, call)
 
 
-async def _race(
+async def adrive(
     target: Target,
     options: Options,
-    resolver: Resolver | None,
-    nodename: object,
-    servicename: object,
+    call: CallOptions,
+    *,
+    clock: Callable[[], float] | None = None,
+    net: Net = NET,
+    poller_class: Callable[[anyio.abc.TaskGroup], AnyioPoller] = AnyioPoller,
 ) -> Connection:
+    """Run the race loop to its end, waiting in the event loop (with a clock, a poller
+    and a socket layer of the caller's, for tests)."""
     import anyio
     import anyio.lowlevel
 
     # Even a call that needs no wait (a literal on loopback) is a checkpoint, as
     # every anyio call is: cancellation is noticed and other tasks get to run.
     await anyio.lowlevel.checkpoint()
-    clock = anyio.current_time
-    # The history is shared with the sync driver, which stamps it with
-    # time.monotonic(); the loop's clock (trio's, or a test clock) is another scale.
-    families = lookup_families(target, options, resolver)
-    planner = new_planner(
-        target,
-        options,
-        families,
-        nodename=nodename,
-        servicename=servicename,
-        now=clock(),
-        history_now=time.monotonic(),
-    )
-    signals = _Signals(anyio.Event)
-    lookups: list[Lookup] = []
-    native = resolver if isinstance(resolver, AsyncNativeResolver) else None
-    resolve = resolver or socket.getaddrinfo
-    if len(families) == 1 and native is None and cannot_hang(resolve, target.host):
-        # A hosts-file answer takes microseconds: a thread would cost more than it.
-        lookups.append(resolve_here(resolve, target.host, target.port, families[0]))
-    elif families and native is None:
-        notify = _notifier(signals)
-        for family in families:
-            lookup = start_lookup(resolve, target.host, target.port, family)
-            lookup.add_done_callback(notify)
-            lookups.append(lookup)
-
-    sockets: Sockets = {}
+    connection: Connection | None = None
+    failure: ConnectByNameError | None = None
+    loop = None
     try:
-        async with anyio.create_task_group() as watchers:
-            if native is not None:
-                # In the task group, so that the end of the race or the call's
-                # cancellation cancels a lookup still running.
-                for family in families:
-                    lookup = Lookup(family)
-                    watchers.start_soon(
-                        _resolve_natively, native, target.host, target.port, lookup, signals
-                    )
-                    lookups.append(lookup)
-            while True:
-                report_lookups(planner, lookups, clock())
-                if signals.ready:
-                    now = clock()
-                    for attempt in signals.ready:
-                        report_handshake(planner, sockets, attempt, now)
-                    signals.ready.clear()
-                action = planner.next_action(clock())
-                if isinstance(action, Start):
-                    sock = start_attempt(planner, action, options, sockets, clock)
-                    if sock is not None:
-                        watchers.start_soon(_watch, sock, action.attempt, signals)
-                elif isinstance(action, Connected | Failed):
-                    outcome = action
-                    watchers.cancel_scope.cancel()
-                    break
-                else:
-                    deadline = float("inf") if action.until is None else action.until
-                    with anyio.CancelScope(deadline=deadline):
-                        await signals.event.wait()
-                    # Set only in this thread: nothing can be missed between the
-                    # wake-up and the new event, as no await comes in between.
-                    signals.event = anyio.Event()
-
-        if isinstance(outcome, Failed):
-            conclude(target, options, outcome.error.attempts, time.monotonic())
-            error = outcome.error
-            del outcome
+        async with anyio.create_task_group() as group:
+            poller = poller_class(group)
+            # The history is shared with the sync driver, which stamps it with
+            # time.monotonic(); the loop's clock (trio's, or a test clock) is another.
+            loop = race(
+                target,
+                options,
+                call,
+                poller,
+                clock or anyio.current_time,
+                net=net,
+                history_clock=time.monotonic,
+            )
             try:
-                raise error
+                until = next(loop)
+                while True:
+                    until = loop.send(await poller.wait(until))
+            except StopIteration as finished:
+                connection = finished.value
+            except ConnectByNameError as exc:
+                # Raised below, outside the task group, which would wrap it in a group.
+                failure = exc
+            # Every watcher was woken by the race's end; any left is cancelled.
+            group.cancel_scope.cancel()
+        if failure is not None:
+            try:
+                raise failure
             finally:
-                # As in _sync: the traceback's frame must not keep the error alive.
-                del error
-        conclude(target, options, outcome.attempts, time.monotonic())
-        sock, peer = sockets.pop(outcome.attempt)
-        for loser, _ in sockets.values():
-            loser.close()
-        sockets.clear()
-        try:
-            connection = make_connection(sock, peer, outcome.attempts, outcome.elapsed)
-            # asyncio sets TCP_NODELAY on every TCP transport; trio does not: set it
-            # here so that both backends give the same stream (as anyio.connect_tcp).
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except BaseException:
-            sock.close()
-            raise
-    finally:
-        for sock, _ in sockets.values():
-            sock.close()
+                # The traceback keeps this frame, which would keep the error: a cycle.
+                failure = None
+        assert connection is not None
+        # asyncio sets TCP_NODELAY on every TCP transport; trio does not: set it here
+        # so that both backends give the same stream (as anyio.connect_tcp).
+        connection.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except BaseException:
+        if loop is not None:
+            loop.close()  # cancelled during a wait: the race closes its sockets
+        if connection is not None:
+            connection.close()
+        raise
     return connection

@@ -74,6 +74,14 @@ class HostUnreachableError(ConnectByNameError):
     default_errno = _errno.EHOSTUNREACH
 
 
+class RefusedError(HostUnreachableError, ConnectionRefusedError):
+    """Every address tried refused the connection (``ECONNREFUSED``): the host is up,
+    nothing listens on that port. A `HostUnreachableError` too, as WSAConnectByName
+    reports it."""
+
+    default_errno = _errno.ECONNREFUSED
+
+
 class TimedOutError(ConnectByNameError, TimeoutError):
     """The call's timeout ran out before a connection was made (``ETIMEDOUT``,
     WSAETIMEDOUT); it bounds name resolution and every attempt together."""
@@ -88,8 +96,18 @@ class OutOfResourcesError(ConnectByNameError):
     default_errno = _errno.ENOBUFS
 
 
-class AddressDeniedError(ConnectByNameError, PermissionError):
-    """The address policy refused every address the name resolved to (``EACCES``).
+class PolicyDenial(Exception):
+    """What every refusal by the address policy is, whichever client raised it: the
+    engine's `AddressDeniedError` and each adapter's ``ConnectByNameAddressDeniedError``.
+    Catch it to handle a refusal the same way across clients. Its ``attempts`` are the
+    call's attempt records (the denied addresses among them)."""
+
+    attempts: tuple[Attempt, ...]
+
+
+class AddressDeniedError(ConnectByNameError, PermissionError, PolicyDenial):
+    """The address policy refused every address the name resolved to, or the name or
+    port itself (``EACCES``).
 
     Not a connect error to retry: the same name will be refused again."""
 

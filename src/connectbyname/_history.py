@@ -13,8 +13,20 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from ._info import Address, Attempt, Outcome
+
+
+class Hints(NamedTuple):
+    """What the history says about a host and port: the address to try first (or
+    ``None``) and the addresses to try last."""
+
+    preferred: Address | None
+    demoted: frozenset[Address]
+
+
+NO_HINTS = Hints(None, frozenset())
 
 
 class _Entry:
@@ -43,17 +55,17 @@ class ConnectionHistory:
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[str, int], _Entry] = OrderedDict()
 
-    def hints(self, host: str, port: int, now: float) -> tuple[Address | None, frozenset[Address]]:
+    def hints(self, host: str, port: int, now: float) -> Hints:
         """The address to try first (or ``None``) and the addresses to try last."""
         key = (host.lower(), port)
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
-                return None, frozenset()
+                return NO_HINTS
             self._entries.move_to_end(key)
             winner = entry.winner if entry.winner_until > now else None
             demoted = frozenset(a for a, until in entry.demoted.items() if until > now)
-            return winner, demoted
+            return Hints(winner, demoted)
 
     def record(self, host: str, port: int, attempts: Iterable[Attempt], now: float) -> None:
         """Learn from the attempts of one call to ``host`` and ``port``."""

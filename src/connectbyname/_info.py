@@ -5,9 +5,11 @@ from __future__ import annotations
 import enum
 import ipaddress
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 #: A socket address as Python's socket module writes it: ``(host, port)`` for IPv4,
 #: ``(host, port, flowinfo, scope_id)`` for IPv6.
@@ -39,8 +41,15 @@ class Outcome(enum.StrEnum):
     """Any other error, for example no socket could be made (see `Attempt.error`)."""
 
 
-# A named tuple rather than a frozen dataclass: every connect makes one, and a tuple is
-# made several times faster.
+# Named tuples rather than frozen dataclasses: every connect makes several, and a tuple
+# is made several times faster.
+class Candidate(NamedTuple):
+    """One address to try, and the family of the socket that reaches it."""
+
+    family: socket.AddressFamily
+    address: Address
+
+
 class Attempt(NamedTuple):
     """One connection attempt to one address: an immutable record (a named tuple).
 
@@ -77,8 +86,10 @@ class Connection:
     ``getsockname()`` returns and ``remote_address`` what ``getpeername()`` returns, with
     IPv4-mapped IPv6 addresses written as plain IPv4. ``attempts`` holds one record per
     address the call tried or skipped, in the order they started; ``elapsed`` is the
-    time the whole call took. Closing the connection (or leaving its ``with`` block)
-    closes the socket.
+    time the whole call took. ``deadline`` is when the call's timeout ends, on
+    ``clock`` (``None``: no timeout): `time_left` tells what is left of it, for the
+    steps that follow the connect (a TLS handshake, a proxy's ``CONNECT``). Closing the
+    connection (or leaving its ``with`` block) closes the socket.
     """
 
     socket: _Socket
@@ -87,6 +98,16 @@ class Connection:
     family: _Family
     attempts: tuple[Attempt, ...] = field(default=())
     elapsed: float = 0.0
+    deadline: float | None = None
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+
+    def time_left(self) -> float | None:
+        """Seconds left of the call's timeout (0 once it has passed), or ``None`` when
+        the call had no timeout. The one place the rest of a connect budget is worked
+        out: adapters bound what follows the connect with it."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - self.clock())
 
     def close(self) -> None:
         """Close the socket."""
@@ -130,6 +151,19 @@ def format_address(address: Address) -> str:
     return f"{host}:{port}"
 
 
+class _Made(Protocol):
+    """What `ConnectionInfo.of` reads: a `Connection` or an `AsyncConnection`."""
+
+    @property
+    def local_address(self) -> Address: ...
+    @property
+    def remote_address(self) -> Address: ...
+    @property
+    def attempts(self) -> tuple[Attempt, ...]: ...
+    @property
+    def elapsed(self) -> float: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionInfo:
     """How a response's connection was made: see `connection_info`.
@@ -148,8 +182,9 @@ class ConnectionInfo:
     via_proxy: bool = False
 
     @classmethod
-    def of(cls, connection: Connection, *, via_proxy: bool = False) -> ConnectionInfo:
-        """The information of a fresh `Connection`."""
+    def of(cls, connection: _Made, *, via_proxy: bool = False) -> ConnectionInfo:
+        """The information of a fresh connection (a `Connection` or an
+        `AsyncConnection`)."""
         return cls(
             local_address=connection.local_address,
             remote_address=connection.remote_address,

@@ -2,41 +2,53 @@
 
 Bad input fails here, at once, with `InvalidParameterError` (or `NameResolutionError`
 for a service name the services database does not know): never later, deep inside a
-socket call or a resolver thread.
+socket call or a resolver thread. What comes out is checked once and immutable:
+
+- a `Target`: where to connect (the name or literal, the port);
+- an `Options`: the engine's settings (`EngineOptions`), which an adapter checks once
+  when it is built and then passes to every connect;
+- a `CallOptions`: what a client gives per connection (timeout, source address,
+  socket options).
 """
 
 from __future__ import annotations
 
 import functools
-import ipaddress
 import math
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Final, TypedDict
 
 import idna
 
 from ._errors import InvalidParameterError, NameResolutionError
 from ._history import DEFAULT_HISTORY, ConnectionHistory
-from ._info import Address
+from ._info import Candidate
 from ._policy import Policy
 from ._resolve import Resolver
 
+#: RFC 8305 section 5: the recommended Connection Attempt Delay.
+DEFAULT_ATTEMPT_DELAY: Final = 0.25
+#: RFC 8305 section 3: the recommended Resolution Delay.
+DEFAULT_RESOLUTION_DELAY: Final = 0.05
 #: RFC 8305 section 8: the Connection Attempt Delay "MUST NOT" go below 10 ms.
-MIN_ATTEMPT_DELAY = 0.01
+MIN_ATTEMPT_DELAY: Final = 0.01
 
 #: Used when the services database is missing (slim containers ship without
 #: /etc/services), so that the names every HTTP client passes keep working.
 FALLBACK_SERVICES = {"http": 80, "https": 443, "ws": 80, "wss": 443, "http-alt": 8080}
 
-SocketOption = tuple[int, int, int | bytes]
-_Invalid = Callable[[str], InvalidParameterError]
+#: A socket option as ``setsockopt`` takes it: ``(level, option, int or bytes)``, or
+#: ``(level, option, None, length)`` (httpcore's form for an option without a value).
+SocketOption = tuple[int, int, int | bytes] | tuple[int, int, None, int]
+
+_C_INT = range(-(2**31), 2**31)
 
 
 class EngineOptions(TypedDict, total=False):
-    """The engine's options that every adapter takes next to its client's own arguments
-    (see `connect_by_name` for what each means)."""
+    """The engine's options, which every adapter takes next to its client's own
+    arguments (see `connect_by_name` for what each means)."""
 
     attempt_delay: float | None
     family: int
@@ -50,84 +62,114 @@ class EngineOptions(TypedDict, total=False):
 ENGINE_OPTIONS: tuple[str, ...] = tuple(EngineOptions.__annotations__)
 
 
-def check_engine_options(options: Mapping[str, object]) -> None:
-    """Refuse unknown names (`TypeError`) and bad values (`InvalidParameterError`) at
-    once, so an adapter fails where it is built, not at its first request."""
-    unknown = sorted(set(options) - set(ENGINE_OPTIONS))
-    if unknown:
-        raise TypeError(f"unknown engine option(s): {', '.join(unknown)}")
-    parse_options(
-        None,
-        None,
-        timeout=None,
-        attempt_delay=options.get("attempt_delay", 0.25),
-        family=options.get("family", socket.AF_UNSPEC),
-        source_address=None,
-        socket_options=(),
-        resolution_delay=options.get("resolution_delay", 0.05),
-        history=options.get("history", True),
-        policy=options.get("policy"),
-        resolver=options.get("resolver"),
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where to connect: ``host`` is the ASCII name to resolve, or the literal's text."""
+    """Where to connect: ``host`` is the ASCII name to resolve, or the literal's text;
+    ``nodename`` and ``servicename`` are what the caller gave, for error messages."""
 
     host: str
     port: int
     #: For an IP literal, the one candidate address, so no resolver is ever asked.
-    literal: tuple[socket.AddressFamily, Address] | None
+    literal: Candidate | None
+    nodename: object
+    servicename: object
 
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    """The call's validated options (see `connect_by_name`)."""
+    """The engine's settings, checked (see `check_options`)."""
 
-    timeout: float | None
-    attempt_delay: float | None
-    family: socket.AddressFamily
-    source_address: tuple[str, int] | None
-    source_family: socket.AddressFamily | None
-    socket_options: tuple[SocketOption, ...]
-    resolution_delay: float = 0.05
-    history: ConnectionHistory | None = None
+    attempt_delay: float | None = DEFAULT_ATTEMPT_DELAY
+    family: socket.AddressFamily = socket.AF_UNSPEC
+    resolver: Resolver | None = None
+    resolution_delay: float = DEFAULT_RESOLUTION_DELAY
+    history: ConnectionHistory | None = DEFAULT_HISTORY
     policy: Policy | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """What a client gives per connection, checked (see `check_call`)."""
+
+    timeout: float | None = None
+    source_address: tuple[str, int] | None = None
+    #: The family of ``source_address``'s host (``None``: no host, any family).
+    source_family: socket.AddressFamily | None = None
+    socket_options: tuple[SocketOption, ...] = ()
+
+
+DEFAULT_OPTIONS: Final = Options()
+NO_CALL_OPTIONS: Final = CallOptions()
+
+
+def describe(target: Target) -> str:
+    """The target's host for messages: as the caller wrote it, with the name asked for
+    in parentheses when that differs (an IDNA-encoded Unicode name)."""
+    given = target.nodename
+    if isinstance(given, bytes):
+        given = given.decode("ascii", "replace")
+    if given == target.host or not isinstance(given, str) or target.literal is not None:
+        return target.host
+    return f"{given} ({target.host})"
 
 
 def _invalid(message: str, nodename: object, servicename: object) -> InvalidParameterError:
     return InvalidParameterError(message, nodename=nodename, servicename=servicename)
 
 
+# ---------------------------------------------------------------------------- target
+
+
 def parse_target(nodename: object, servicename: object) -> Target:
     """Validate ``nodename`` and ``servicename`` and turn them into a `Target`."""
+    # Most programs connect to a handful of places: their targets are remembered. The
+    # key holds strings and ints only, so it keeps nothing of the caller's alive.
+    key = (nodename, servicename, type(servicename))
+    try:
+        return _targets[key]
+    except (KeyError, TypeError):
+        pass
+    target = _parse_target(nodename, servicename)
+    # A scope is looked up again on every call: interfaces come and go.
+    literal = target.literal
+    if type(nodename) is str and (literal is None or literal.address[3:] in ((), (0,))):
+        if len(_targets) >= _TARGETS_SIZE:
+            del _targets[next(iter(_targets))]  # the oldest
+        _targets[key] = target
+    return target
+
+
+_TARGETS_SIZE = 256
+_targets: dict[tuple[object, object, type], Target] = {}
+
+
+def _parse_target(nodename: object, servicename: object) -> Target:
     port = parse_service(nodename, servicename)
     if isinstance(nodename, bytes):
         # The ANSI form of the Windows call: bytes must be plain ASCII.
         try:
-            nodename = nodename.decode("ascii")
+            name = nodename.decode("ascii")
         except UnicodeDecodeError:
             raise _invalid("nodename bytes must be ASCII", nodename, servicename) from None
-    if not isinstance(nodename, str):
+    elif isinstance(nodename, str):
+        name = nodename
+    else:
         raise _invalid(
             f"nodename must be a str, not {type(nodename).__name__}", nodename, servicename
         )
-    if not nodename:
+    if not name:
         raise _invalid("nodename must not be empty", nodename, servicename)
-    if not nodename.isprintable() or " " in nodename:
+    if not name.isprintable() or " " in name:
         raise _invalid(
             "nodename must not contain spaces or control characters", nodename, servicename
         )
-    literal = _parse_literal(nodename, port, servicename)
+    literal = _parse_literal(name, port, nodename, servicename)
     if literal is not None:
-        return Target(literal[1][0], port, literal)
-    return Target(_encode_name(nodename, servicename), port, None)
+        return Target(literal.address[0], port, literal, nodename, servicename)
+    return Target(_encode_name(name, nodename, servicename), port, None, nodename, servicename)
 
 
-def _parse_literal(
-    text: str, port: int, servicename: object
-) -> tuple[socket.AddressFamily, Address] | None:
+def _parse_literal(text: str, port: int, nodename: object, servicename: object) -> Candidate | None:
     # inet_pton, not ipaddress: as strict (dotted quads only, no leading zeros) and
     # several times faster on a path every call of a literal takes.
     bracketed = text[0] == "[" and text[-1] == "]"
@@ -138,26 +180,31 @@ def _parse_literal(
             socket.inet_pton(socket.AF_INET, text)
         except OSError:
             return None  # "127.1" and the like are names: the resolver decides
-        return socket.AF_INET, (text, port)
+        return Candidate(socket.AF_INET, (text, port))
     host, _, scope = text.partition("%")
     try:
         packed = socket.inet_pton(socket.AF_INET6, host)
     except OSError:
-        raise _invalid(f"{text!r} is not a valid IPv6 address", text, servicename) from None
-    scope_id = _scope_id(scope, text, servicename) if scope else 0
-    return socket.AF_INET6, (socket.inet_ntop(socket.AF_INET6, packed), port, 0, scope_id)
+        raise _invalid(f"{text!r} is not a valid IPv6 address", nodename, servicename) from None
+    scope_id = _scope_id(scope, nodename, servicename) if scope else 0
+    return Candidate(
+        socket.AF_INET6, (socket.inet_ntop(socket.AF_INET6, packed), port, 0, scope_id)
+    )
 
 
-def _scope_id(scope: str, nodename: str, servicename: object) -> int:
+def _scope_id(scope: str, nodename: object, servicename: object) -> int:
     if scope.isascii() and scope.isdigit():
-        return int(scope)
+        scope_id = int(scope)
+        if scope_id < 2**32:
+            return scope_id
+        raise _invalid(f"scope id {scope} is out of range", nodename, servicename)
     try:
         return socket.if_nametoindex(scope)
-    except OSError:
+    except (OSError, ValueError):
         raise _invalid(f"no network interface named {scope!r}", nodename, servicename) from None
 
 
-def _encode_name(name: str, servicename: object) -> str:
+def _encode_name(name: str, nodename: object, servicename: object) -> str:
     """Return the name as DNS wants it: ASCII labels, IDNA-encoded per UTS 46 if needed."""
     bare = name[:-1] if name.endswith(".") else name
     if bare.isascii():
@@ -169,13 +216,13 @@ def _encode_name(name: str, servicename: object) -> str:
             ascii_name = idna.encode(bare, uts46=True, transitional=False).decode("ascii")
         except (idna.IDNAError, UnicodeError) as exc:
             raise _invalid(
-                f"{name!r} cannot be encoded as IDNA: {exc}", name, servicename
+                f"{name!r} cannot be encoded as IDNA: {exc}", nodename, servicename
             ) from None
     labels = ascii_name.split(".")
     if len(ascii_name) > 253 or any(not 0 < len(label) <= 63 for label in labels):
         raise _invalid(
             f"{name!r} is not a valid host name (at most 253 bytes, labels of 1 to 63)",
-            name,
+            nodename,
             servicename,
         )
     # The trailing dot means "fully qualified" to the resolver: keep it.
@@ -184,24 +231,31 @@ def _encode_name(name: str, servicename: object) -> str:
 
 def parse_service(nodename: object, servicename: object) -> int:
     """Return the port for a port number (int or digits) or a service name."""
-    if isinstance(servicename, bytes):
+    service = servicename
+    if isinstance(service, bytes):
         try:
-            servicename = servicename.decode("ascii")
+            service = service.decode("ascii")
         except UnicodeDecodeError:
             raise _invalid("servicename bytes must be ASCII", nodename, servicename) from None
-    if isinstance(servicename, int) and not isinstance(servicename, bool):
-        port = servicename
-    elif isinstance(servicename, str) and servicename.isascii() and servicename.isdigit():
-        port = int(servicename)
-    elif isinstance(servicename, str):
-        if not servicename or len(servicename) > 64 or not servicename.isprintable():
-            raise _invalid(f"{servicename!r} is not a service name", nodename, servicename)
-        if any(c.isspace() for c in servicename) or not servicename.isascii():
-            raise _invalid(f"{servicename!r} is not a service name", nodename, servicename)
-        return _lookup_service(servicename, nodename)
+    if isinstance(service, int) and not isinstance(service, bool):
+        port = service
+    elif isinstance(service, str) and service.isascii() and service.isdigit():
+        if len(service) > 5:
+            raise _invalid(f"port {service} is out of range (1 to 65535)", nodename, servicename)
+        port = int(service)
+    elif isinstance(service, str):
+        if (
+            not service
+            or len(service) > 64
+            or not service.isascii()
+            or not service.isprintable()
+            or any(c.isspace() for c in service)
+        ):
+            raise _invalid(f"{service!r} is not a service name", nodename, servicename)
+        return _lookup_service(service, nodename)
     else:
         raise _invalid(
-            f"servicename must be a port (int or str), not {type(servicename).__name__}",
+            f"servicename must be a port (int or str), not {type(service).__name__}",
             nodename,
             servicename,
         )
@@ -230,153 +284,141 @@ def _services_database(name: str) -> int | None:
         return FALLBACK_SERVICES.get(name)
 
 
-def prepare(  # noqa: PLR0917 (connect_by_name's parameters, passed on as they came)
-    nodename: object,
-    servicename: object,
-    timeout: object,
-    attempt_delay: object,
-    family: object,
-    source_address: object,
-    socket_options: object,
-    resolution_delay: object,
-    history: object,
-    policy: object,
-    resolver: object,
-) -> tuple[Target, Options]:
-    """`parse_target` and `parse_options` for one call; the answers for valid calls
-    are remembered."""
-    if type(socket_options) is list:
-        # urllib3 passes a list of tuples: as a tuple, the call can be remembered.
-        socket_options = tuple(socket_options)
-    # The types are part of the key: True == 1 and False == 0, but a bool is no number.
-    key = (
-        nodename,
-        servicename,
-        timeout,
-        attempt_delay,
-        family,
-        source_address,
-        socket_options,
-        resolution_delay,
-        history,
-        policy,
-        resolver,
-        type(servicename),
-        type(timeout),
-        type(attempt_delay),
-        type(family),
-        type(resolution_delay),
-        type(history),
-        None if source_address is None else _source_types(source_address),
-    )
-    try:
-        return _calls[key]
-    except KeyError:
-        cacheable = True
-    except TypeError:  # something unhashable: check it, and don't remember it
-        cacheable = False
-    target = parse_target(nodename, servicename)
-    options = parse_options(
-        nodename,
-        servicename,
-        timeout=timeout,
-        attempt_delay=attempt_delay,
-        family=family,
-        source_address=source_address,
-        socket_options=socket_options,
-        resolution_delay=resolution_delay,
-        history=history,
-        policy=policy,
-        resolver=resolver,
-    )
-    # A scope is looked up again on every call: interfaces come and go.
-    scoped = target.literal is not None and target.literal[1][3:] not in ((), (0,))
-    if cacheable and not scoped:
-        if len(_calls) >= _CALLS_CACHE_SIZE:
-            _calls.clear()
-        _calls[key] = target, options
-    return target, options
+# ---------------------------------------------------------------------------- options
+
+_Invalid = Callable[[str], InvalidParameterError]
 
 
-def _source_types(source_address: object) -> object:
-    if type(source_address) is tuple and len(source_address) == 2:
-        return type(source_address[1])
-    return type(source_address)
-
-
-# Checking a call's parameters costs a good part of a loopback connect's own time; most
-# programs connect to a handful of places with a handful of option sets, so the answers
-# for valid calls are remembered. Everything in the key is compared by value (or by
-# identity, for resolvers, policies and histories), so a remembered answer is always
-# the answer the checks would give again.
-_CALLS_CACHE_SIZE = 256
-_calls: dict[tuple[object, ...], tuple[Target, Options]] = {}
-
-
-def parse_options(
-    nodename: object,
-    servicename: object,
+def check_options(
     *,
-    timeout: object,
-    attempt_delay: object,
-    family: object,
-    source_address: object,
-    socket_options: object,
-    resolution_delay: object = 0.05,
-    history: object = False,
-    policy: object = None,
+    attempt_delay: object = DEFAULT_ATTEMPT_DELAY,
+    family: object = socket.AF_UNSPEC,
     resolver: object = None,
+    resolution_delay: object = DEFAULT_RESOLUTION_DELAY,
+    history: object = True,
+    policy: object = None,
+    nodename: object = None,
+    servicename: object = None,
 ) -> Options:
-    """Validate the keyword options of a call (see `connect_by_name` for each)."""
+    """Check the engine's options (see `connect_by_name` for each) into an `Options`."""
+    # The common call passes nothing of its own: no check, no new object.
+    if (
+        attempt_delay == DEFAULT_ATTEMPT_DELAY
+        and type(attempt_delay) is float
+        and family == socket.AF_UNSPEC
+        and type(family) in (int, socket.AddressFamily)
+        and resolver is None
+        and resolution_delay == DEFAULT_RESOLUTION_DELAY
+        and type(resolution_delay) is float
+        and history is True
+        and policy is None
+    ):
+        return DEFAULT_OPTIONS
 
     def invalid(message: str) -> InvalidParameterError:
         return _invalid(message, nodename, servicename)
 
-    checked_timeout = _seconds("timeout", timeout, invalid, allow_zero=True)
-    if checked_timeout == math.inf:
-        checked_timeout = None
-    delay = _seconds("attempt_delay", attempt_delay, invalid, allow_zero=False)
+    delay = _seconds("attempt_delay", attempt_delay, invalid, rule=ATTEMPT_DELAY_RULE)
     if delay is not None and not MIN_ATTEMPT_DELAY <= delay < math.inf:
-        raise invalid(f"attempt_delay must be at least {MIN_ATTEMPT_DELAY}s and finite")
-    if family not in (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6) or isinstance(
-        family, bool
+        raise invalid(ATTEMPT_DELAY_RULE)
+    if (
+        not isinstance(family, int)
+        or isinstance(family, bool)
+        or family not in (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6)
     ):
         raise invalid("family must be AF_UNSPEC, AF_INET or AF_INET6")
-    source, source_family = _source(source_address, invalid)
     checked_delay = _seconds("resolution_delay", resolution_delay, invalid, allow_zero=True)
     if checked_delay is None or checked_delay == math.inf:
-        raise invalid("resolution_delay must be a finite number of seconds")
+        raise invalid("resolution_delay must be a finite number of seconds, 0 or more")
     if history is True:
-        history = DEFAULT_HISTORY
+        checked_history: ConnectionHistory | None = DEFAULT_HISTORY
     elif history is False or history is None:
-        history = None
-    elif not isinstance(history, ConnectionHistory):
+        checked_history = None
+    elif isinstance(history, ConnectionHistory):
+        checked_history = history
+    else:
         raise invalid("history must be True, False or a ConnectionHistory")
     if resolver is not None and not callable(resolver):
         raise invalid("resolver must be None or a callable like socket.getaddrinfo")
     if policy is not None and not callable(policy):
         raise invalid("policy must be None or a callable such as an AddressPolicy")
     return Options(
-        timeout=checked_timeout,
-        attempt_delay=delay,
-        family=socket.AddressFamily(family),  # type: ignore[arg-type]
-        source_address=source,
-        source_family=source_family,
-        socket_options=_socket_options(socket_options, invalid),
-        resolution_delay=checked_delay,
-        history=history,
-        policy=policy,
+        delay,
+        socket.AddressFamily(family),
+        resolver,
+        checked_delay,
+        checked_history,
+        policy,
     )
 
 
-def _seconds(name: str, value: object, invalid: _Invalid, *, allow_zero: bool) -> float | None:
+#: The rule for ``attempt_delay``, in the words every message uses.
+ATTEMPT_DELAY_RULE: Final = (
+    f"attempt_delay must be at least {MIN_ATTEMPT_DELAY} seconds (RFC 8305) and finite, "
+    "or None for one address at a time"
+)
+
+
+def options_from(options: Mapping[str, object]) -> Options:
+    """`check_options` for the engine options an adapter was given by name: unknown
+    names are a `TypeError` (as for any function), bad values `InvalidParameterError`,
+    both at once, so an adapter fails where it is built, not at its first request."""
+    unknown = sorted(set(options) - set(ENGINE_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"unknown engine option(s): {', '.join(unknown)} "
+            f"(the engine's options are {', '.join(ENGINE_OPTIONS)})"
+        )
+    return check_options(**options)
+
+
+def check_call(
+    timeout: object,
+    source_address: object = None,
+    socket_options: object = (),
+    *,
+    nodename: object = None,
+    servicename: object = None,
+) -> CallOptions:
+    """Check what a client gives per connection into a `CallOptions`."""
+    if source_address is None and (socket_options == () or socket_options is None):
+        if timeout is None:
+            return NO_CALL_OPTIONS
+        if type(timeout) is float and 0 < timeout < math.inf:
+            return CallOptions(timeout)
+
+    def invalid(message: str) -> InvalidParameterError:
+        return _invalid(message, nodename, servicename)
+
+    checked = _seconds("timeout", timeout, invalid)
+    source, source_family = _source(source_address, invalid)
+    return CallOptions(
+        None if checked == math.inf else checked,
+        source,
+        source_family,
+        _socket_options(socket_options, invalid),
+    )
+
+
+def _seconds(
+    name: str, value: object, invalid: _Invalid, *, allow_zero: bool = False, rule: str = ""
+) -> float | None:
+    """A number of seconds: a positive int or float (0 too with ``allow_zero``),
+    ``math.inf`` for one too large to be a float, or ``None``. ``rule`` replaces the
+    message for a number out of range."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise invalid(f"{name} must be a number of seconds or None, not {type(value).__name__}")
-    seconds = float(value)
-    if math.isnan(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
-        raise invalid(f"{name} must be a positive number of seconds, not {value!r}")
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int beyond any float: as good as no limit
+        seconds = math.inf if value > 0 else -math.inf
+    if not (seconds > 0 or (seconds == 0 and allow_zero)):  # NaN fails both
+        bound = "0 or more" if allow_zero else "more than 0"
+        raise invalid(
+            rule or f"{name} must be a number of seconds, {bound}, or None; not {value!r}"
+        )
     return seconds
 
 
@@ -398,12 +440,14 @@ def _source(
     if not host:
         # No host only pins the port, which fits either family.
         return (host, port), None
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        raise invalid(f"source_address host {host!r} must be an IP address") from None
-    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    return (str(address), port), family
+    bare = host[1:-1] if host[:1] == "[" and host[-1:] == "]" else host
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            packed = socket.inet_pton(family, bare)
+        except (OSError, ValueError):
+            continue
+        return (socket.inet_ntop(family, packed), port), family
+    raise invalid(f"source_address host {host!r} must be an IP address")
 
 
 def _socket_options(value: object, invalid: _Invalid) -> tuple[SocketOption, ...]:
@@ -413,13 +457,23 @@ def _socket_options(value: object, invalid: _Invalid) -> tuple[SocketOption, ...
         raise invalid("socket_options must be a sequence of (level, option, value) tuples")
     options: list[SocketOption] = []
     for item in value:
-        if not (
-            isinstance(item, tuple | list)
-            and len(item) == 3
-            # Ints, as setsockopt() takes them (a bool is one there too).
-            and all(isinstance(part, int) for part in item[:2])
-            and isinstance(item[2], int | bytes)
-        ):
+        if not isinstance(item, tuple | list) or len(item) not in (3, 4):
             raise invalid(f"socket option {item!r} is not a (level, option, value) tuple")
-        options.append((item[0], item[1], item[2]))
+        level, option, setting = item[0], item[1], item[2]
+        # Ints that fit a C int, as setsockopt() takes them (a bool is one there too).
+        if not (isinstance(level, int) and level in _C_INT and isinstance(option, int)):
+            raise invalid(f"socket option {item!r}: level and option must be ints")
+        if option not in _C_INT:
+            raise invalid(f"socket option {item!r}: level and option must be ints")
+        if len(item) == 4:
+            length = item[3]
+            if setting is not None or not isinstance(length, int) or not 0 <= length < 2**31:
+                raise invalid(f"socket option {item!r} is not a (level, option, None, length)")
+            options.append((level, option, None, length))
+        elif isinstance(setting, int) and setting in _C_INT:
+            options.append((level, option, int(setting)))
+        elif isinstance(setting, bytes | bytearray):
+            options.append((level, option, bytes(setting)))
+        else:
+            raise invalid(f"socket option {item!r}: the value must be an int (a C int) or bytes")
     return tuple(options)

@@ -50,11 +50,13 @@ from ._errors import (
     HostUnreachableError,
     NameResolutionError,
     OutOfResourcesError,
+    RefusedError,
     TimedOutError,
 )
-from ._info import Address, Attempt, Outcome
+from ._history import NO_HINTS, Hints
+from ._info import Attempt, Candidate, Outcome
+from ._parse import CallOptions, Options, Target, describe
 from ._policy import Policy
-from ._resolve import Candidate
 
 _REFUSED = {errno.ECONNREFUSED, errno.ECONNRESET}
 _UNREACHABLE = {
@@ -101,9 +103,10 @@ class Wait:
 
 @dataclass(slots=True)
 class Connected:
-    """Attempt ``attempt`` won: keep its socket, close every other one."""
+    """Attempt ``attempt`` (to ``candidate``) won: keep its socket, close every other one."""
 
     attempt: int
+    candidate: Candidate
     attempts: tuple[Attempt, ...]
     elapsed: float
 
@@ -136,8 +139,8 @@ class _Record:
     def attempt(self, call_start: float) -> Attempt:
         end = self.start if self.end is None else self.end
         return Attempt(
-            self.candidate[1],
-            self.candidate[0],
+            self.candidate.address,
+            self.candidate.family,
             self.start - call_start,
             end - self.start,
             self.outcome or Outcome.ABANDONED,
@@ -147,6 +150,15 @@ class _Record:
         )
 
 
+def _vet(policy: Policy, host: str) -> str | None:
+    """The policy's reason to refuse ``host``, or ``None``. A policy that fails refuses:
+    a guard that cannot decide must not let the address through."""
+    try:
+        return policy(host)
+    except Exception as exc:
+        return f"the policy failed ({type(exc).__name__}: {exc}), so the address is refused"
+
+
 MOVED_FIRST = "moved first: it connected last time"
 MOVED_LAST = "moved last: it lost a race recently"
 
@@ -154,11 +166,13 @@ MOVED_LAST = "moved last: it lost a race recently"
 class Planner:
     """Plans one call: see the module's docstring for the rules it follows.
 
-    ``lookups`` names the families of the lookups the driver will report with
-    `lookup_done` or `lookup_failed`: one family (``AF_UNSPEC`` for both at once; an IP
-    literal is reported as one such lookup), or ``(AF_INET6, AF_INET)`` for separate
-    lookups. ``preferred`` and ``demoted`` are the connection history's hints;
-    ``policy`` vets each address.
+    Built from the call's parts: where it goes (``target``), the engine's settings
+    (``options``: the pace, the resolution delay, the policy), the client's per-call
+    options (``call``: the timeout, the source address's family), the lookups the
+    driver will report with `lookup_done` or `lookup_failed` (``lookups``: one family,
+    ``AF_UNSPEC`` for both at once, or ``(AF_INET6, AF_INET)`` for separate lookups; an
+    IP literal is reported as one ``AF_UNSPEC`` lookup), and the connection history's
+    ``hints``.
     """
 
     __slots__ = (
@@ -171,10 +185,8 @@ class Planner:
         "_last_family",
         "_lookup_error",
         "_next_start",
-        "_nodename",
         "_pending",
         "_policy",
-        "_port",
         "_preferred",
         "_queued",
         "_queues",
@@ -182,43 +194,37 @@ class Planner:
         "_resolution_delay",
         "_running",
         "_separate",
-        "_servicename",
         "_source_family",
         "_start",
+        "_target",
         "_timeout",
         "_winner",
     )
 
-    def __init__(  # noqa: PLR0917 (new_planner passes them by position: see there)
+    def __init__(
         self,
         now: float,
-        timeout: float | None,
-        attempt_delay: float | None,
-        nodename: object,
-        servicename: object,
-        port: int,
-        lookups: tuple[socket.AddressFamily, ...] = (socket.AF_UNSPEC,),
-        resolution_delay: float = 0.05,
-        source_family: socket.AddressFamily | None = None,
-        policy: Policy | None = None,
-        preferred: Address | None = None,
-        demoted: frozenset[Address] = frozenset(),
+        target: Target,
+        options: Options,
+        call: CallOptions,
+        *,
+        lookups: tuple[socket.AddressFamily, ...],
+        hints: Hints = NO_HINTS,
     ) -> None:
         self._start = now
+        timeout = call.timeout
         self._deadline = math.inf if timeout is None else now + timeout
         self._timeout = timeout
-        self._delay = attempt_delay
-        self._nodename = nodename
-        self._servicename = servicename
-        self._port = port
+        self._delay = options.attempt_delay
+        self._target = target
         self._pending = set(lookups)
         self._separate = len(self._pending) > 1
-        self._resolution_delay = resolution_delay
+        self._resolution_delay = options.resolution_delay
         self._hold_until = math.inf
-        self._source_family = source_family
-        self._policy = policy
-        self._preferred = preferred
-        self._demoted = demoted
+        self._source_family = call.source_family
+        self._policy = options.policy
+        self._preferred = hints.preferred
+        self._demoted = hints.demoted
         self._queues: dict[socket.AddressFamily, deque[Candidate]] = {}
         self._queued = 0
         self._first_family: socket.AddressFamily | None = None
@@ -231,14 +237,14 @@ class Planner:
         self._done = False
 
     @property
+    def target(self) -> Target:
+        """Where the call connects."""
+        return self._target
+
+    @property
     def deadline(self) -> float | None:
         """The clock time at which the call gives up, or ``None``."""
         return None if self._deadline == math.inf else self._deadline
-
-    @property
-    def done(self) -> bool:
-        """Whether `next_action` has returned `Connected` or `Failed`."""
-        return self._done
 
     # -- events --------------------------------------------------------------------
 
@@ -257,11 +263,11 @@ class Planner:
         queues = self._queues
         if self._preferred is None and not self._demoted:
             if self._first_family is None and not self._separate:
-                self._first_family = candidates[0][0]
+                self._first_family = candidates[0].family
             for candidate in candidates:
-                queue = queues.get(candidate[0])
+                queue = queues.get(candidate.family)
                 if queue is None:
-                    queues[candidate[0]] = deque((candidate,))
+                    queues[candidate.family] = deque((candidate,))
                 else:
                     queue.append(candidate)
             self._queued += len(candidates)
@@ -269,19 +275,19 @@ class Planner:
         first: list[Candidate] = []
         last: list[Candidate] = []
         for candidate in candidates:
-            if candidate[1] == self._preferred:
+            if candidate.address == self._preferred:
                 first.append(candidate)
-            elif candidate[1] in self._demoted:
+            elif candidate.address in self._demoted:
                 last.append(candidate)
             else:
                 if self._first_family is None and not self._separate:
-                    self._first_family = candidate[0]
-                queues.setdefault(candidate[0], deque()).append(candidate)
+                    self._first_family = candidate.family
+                queues.setdefault(candidate.family, deque()).append(candidate)
         for candidate in first:
-            self._first_family = candidate[0]
-            queues.setdefault(candidate[0], deque()).appendleft(candidate)
+            self._first_family = candidate.family
+            queues.setdefault(candidate.family, deque()).appendleft(candidate)
         for candidate in last:
-            queues.setdefault(candidate[0], deque()).append(candidate)
+            queues.setdefault(candidate.family, deque()).append(candidate)
         self._queued += len(candidates)
 
     def lookup_failed(
@@ -357,10 +363,10 @@ class Planner:
         if last is None:
             family = self._first_family or self._preferred_family()
             queue = queues.get(family)
-            if queue and self._demoted and queue[0][1] in self._demoted:
+            if queue and self._demoted and queue[0].address in self._demoted:
                 # Don't open with a recent loser while the other family has a fresh one.
                 for other, queue in queues.items():
-                    if queue and queue[0][1] not in self._demoted:
+                    if queue and queue[0].address not in self._demoted:
                         family = other
                         break
         else:
@@ -380,7 +386,7 @@ class Planner:
     def _start_next(self, now: float) -> Start | None:
         while self._queued:
             candidate = self._pop()
-            address = candidate[1]
+            address = candidate.address
             history = None
             if address == self._preferred:
                 history = MOVED_FIRST
@@ -388,11 +394,11 @@ class Planner:
                 history = MOVED_LAST
             record = _Record(candidate, now, history)
             self._records.append(record)
-            if self._source_family is not None and candidate[0] != self._source_family:
+            if self._source_family is not None and candidate.family != self._source_family:
                 record.reason = "the source address is of the other family"
                 record.close(now, Outcome.SKIPPED)
                 continue
-            reason = self._policy(address[0]) if self._policy is not None else None
+            reason = None if self._policy is None else _vet(self._policy, address[0])
             if reason is not None:
                 record.reason = reason
                 record.close(now, Outcome.DENIED)
@@ -411,8 +417,11 @@ class Planner:
         for attempt in self._running:
             self._records[attempt].close(now, Outcome.ABANDONED)
         self._running.clear()
-        assert self._winner is not None
-        return Connected(self._winner, self._attempts(), now - self._start)
+        winner = self._winner
+        assert winner is not None
+        return Connected(
+            winner, self._records[winner].candidate, self._attempts(), now - self._start
+        )
 
     def _finish_failed(self, now: float) -> Failed:
         self._done = True
@@ -425,9 +434,10 @@ class Planner:
         summary = "; ".join(map(str, attempts))
         cls: type[ConnectByNameError] = HostUnreachableError
         code: int | None = None
+        tried = [a for a in attempts if a.outcome not in (Outcome.SKIPPED, Outcome.DENIED)]
         if timed_out:
             cls = TimedOutError
-            what = f"timed out after {self._timeout}s"
+            what = f"timed out after {self._timeout:g}s"
             what += f": {summary}" if attempts else " resolving the name"
         elif not attempts and self._lookup_error is not None:
             return Failed(self._lookup_error)
@@ -437,12 +447,16 @@ class Planner:
         elif errors and all(e.errno in RESOURCE_ERRNOS for e in errors):
             cls, code = OutOfResourcesError, errors[0].errno
             what = f"no socket could be made: {summary}"
+        elif tried and all(a.outcome is Outcome.REFUSED for a in tried):
+            cls = RefusedError
+            what = f"every address refused the connection: {summary}"
         else:
             what = f"every address failed: {summary}"
+        target = self._target
         error = cls(
-            f"cannot connect to {self._nodename} port {self._port}: {what}",
-            nodename=self._nodename,
-            servicename=self._servicename,
+            f"cannot connect to {describe(target)} port {target.port}: {what}",
+            nodename=target.nodename,
+            servicename=target.servicename,
             attempts=attempts,
             errno=code,
         )

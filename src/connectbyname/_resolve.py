@@ -1,38 +1,51 @@
-"""Name resolution under a deadline.
+"""Name resolution under a deadline: the lookup strategy and the lookup threads.
 
 ``getaddrinfo`` cannot be interrupted: a resolver that hangs holds its thread until the
-system gives up, which may be minutes. So a lookup with a deadline runs on a small pool
-of daemon threads, and the caller waits for it only until the deadline; an abandoned
-lookup finishes (or hangs) on its own without holding up the caller or the
-interpreter's exit. The pool never grows beyond `MAX_THREADS` threads: past that, new
-lookups queue, and their wait still counts against their caller's deadline. Idle
-threads exit after `IDLE_SECONDS`. A lookup without a deadline runs in the caller's
-thread, and so does one the system answers from its hosts file (`cannot_hang`); an IP
-literal never reaches this module at all.
+system gives up, which may be minutes. So a lookup with a deadline runs on a thread of
+its own, and the caller waits for it only until the deadline; an abandoned lookup
+finishes (or hangs) on its own without holding up the caller or the interpreter's exit.
 
-A resolver that can run lookups without a thread each (`NativeResolver`, such as
-`connectbyname.dns.DNSResolver`) starts them itself: `start_lookup` hands over to it.
+The threads (`_Pool`) follow three rules, each learnt from a way a pool can fail:
+
+- **No caller waits for another's lookup.** A lookup gets an idle thread or a new one,
+  never a place in a queue behind lookups that may hang. A bounded queue would let one
+  hung resolver stall every later lookup in the process.
+- **Nothing runs for nobody.** A lookup whose caller gave up before a thread took it is
+  dropped unrun.
+- **No resolver can break the pool.** Whatever a resolver raises (``BaseException``
+  included: a resolver bridging to an event loop may raise ``CancelledError``) fails
+  that lookup only.
+
+Idle threads exit after `IDLE_SECONDS`. `MAX_THREADS` bounds the threads only as a last
+guard against a resolver that hangs for ever under load: past it, a lookup fails at
+once with ``EAI_AGAIN`` rather than wait.
+
+Rejected: a fixed pool with a queue (what ``concurrent.futures`` does). It is smaller,
+but a few hung lookups then delay everyone else's, and a queued job runs even after its
+caller left.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
-import queue
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ._errors import NameResolutionError
-from ._info import Address
+from ._info import Address, Candidate
+
+if TYPE_CHECKING:
+    from ._parse import Options, Target
 
 #: A callable with `socket.getaddrinfo`'s signature.
 Resolver = Callable[..., Sequence[tuple[Any, ...]]]
-#: One address to try, with the family of the socket that reaches it.
-Candidate = tuple[socket.AddressFamily, Address]
 
-MAX_THREADS = 16
+MAX_THREADS = 512
 IDLE_SECONDS = 5.0
 HOSTS_PATH = "/etc/hosts"
 NSSWITCH_PATH = "/etc/nsswitch.conf"
@@ -41,7 +54,7 @@ NSSWITCH_PATH = "/etc/nsswitch.conf"
 FILE_CHECK_INTERVAL = 1.0
 
 _FileKey = tuple[int, int, int]
-_hosts: tuple[_FileKey, frozenset[str]] | None = None
+_hosts: tuple[_FileKey, dict[str, frozenset[int]]] | None = None
 _nsswitch: tuple[_FileKey, bool] | None = None
 _file_keys: dict[str, tuple[float, _FileKey | None]] = {}
 
@@ -63,24 +76,41 @@ def _file_key(path: str) -> _FileKey | None:
     return key
 
 
-def _hosts_names() -> frozenset[str]:
-    """The names in the hosts file, lower case, without a trailing dot (re-read when
-    the file changes)."""
+def _hosts_families() -> dict[str, frozenset[int]]:
+    """The names in the hosts file (lower case, as written: glibc compares a trailing
+    dot too) with the families of their lines; re-read when the file changes."""
     global _hosts  # noqa: PLW0603
     key = _file_key(HOSTS_PATH)
     if key is None:
-        return frozenset()
+        return {}
     cached = _hosts
     if cached is None or cached[0] != key:
-        names: set[str] = set()
+        names: dict[str, set[int]] = {}
         try:
             with open(HOSTS_PATH, encoding="utf-8", errors="replace") as hosts:
                 for line in hosts:
-                    names.update(n.lower().rstrip(".") for n in line.partition("#")[0].split()[1:])
+                    fields = line.partition("#")[0].split()
+                    if len(fields) < 2:
+                        continue
+                    family = _literal_family(fields[0])
+                    if family is None:
+                        continue
+                    for name in fields[1:]:
+                        names.setdefault(name.lower(), set()).add(family)
         except OSError:
-            return frozenset()
-        cached = _hosts = (key, frozenset(names))
+            return {}
+        cached = _hosts = (key, {n: frozenset(f) for n, f in names.items()})
     return cached[1]
+
+
+def _literal_family(text: str) -> int | None:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, text.partition("%")[0])
+        except (OSError, ValueError):
+            continue
+        return family
+    return None
 
 
 def _hosts_file_first() -> bool:
@@ -106,21 +136,6 @@ def _hosts_file_first() -> bool:
     return cached[1]
 
 
-def in_hosts_file(name: str) -> bool:
-    """Whether ``name`` is answered locally: ``localhost`` (RFC 6761) or a name in the
-    hosts file.
-
-    Such names are looked up in one combined call, never per family: with the usual
-    ``hosts: files dns``, an IPv6-only lookup of a name the hosts file lists only for
-    IPv4 falls through to DNS, which would both send a query the system would not have
-    sent and let DNS answer for a name the hosts file was meant to decide.
-    """
-    name = name.lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    return name in _hosts_names()
-
-
 def is_system_resolver(resolver: object) -> bool:
     """Whether ``resolver`` is the standard library's `socket.getaddrinfo` (and not a
     stand-in patched over it)."""
@@ -130,29 +145,64 @@ def is_system_resolver(resolver: object) -> bool:
     )
 
 
-def cannot_hang(resolver: Resolver, name: str) -> bool:
-    """Whether a combined lookup of ``name`` with ``resolver`` is answered from the
-    hosts file alone, so that it cannot hang and needs no thread to be abandoned on:
-    the system's resolver, a name in the hosts file, and the hosts file asked first.
+def cannot_hang(resolver: Resolver, name: str, family: socket.AddressFamily) -> bool:
+    """Whether a lookup of ``name`` for ``family`` is answered from the hosts file
+    alone, so that it cannot hang and needs no thread: the system's resolver, the hosts
+    file asked first, and a line for ``name`` of the family asked for (any family for
+    ``AF_UNSPEC``).
 
-    Such a lookup costs a few microseconds, where handing it to a thread and back
-    costs tens; ``localhost`` and the names of local services are the common case.
+    Anything less reaches DNS: glibc's hosts module answers "not found" for a family
+    the file has no line for (an IPv6 lookup of a name listed for IPv4 only), and
+    compares names as written, so ``localhost.`` is not ``localhost``. Such a lookup
+    runs on a thread like any other, so the timeout holds and an event loop never
+    blocks. A hosts-file answer costs a few microseconds, where handing it to a thread
+    and back costs tens; ``localhost`` and the names of local services are the common
+    case.
     """
-    return (
-        is_system_resolver(resolver)
-        and name.lower().rstrip(".") in _hosts_names()
-        and _hosts_file_first()
-    )
+    if not is_system_resolver(resolver):
+        return False
+    families = _hosts_families().get(name.lower())
+    if families is None or not _hosts_file_first():
+        return False
+    return family == socket.AF_UNSPEC or family in families
+
+
+def in_hosts_file(name: str) -> bool:
+    """Whether the hosts file lists ``name`` (as glibc compares it).
+
+    Such names are looked up in one combined call, never per family: with the usual
+    ``hosts: files dns``, an IPv6-only lookup of a name the hosts file lists only for
+    IPv4 falls through to DNS, which would both send a query the system would not have
+    sent and let DNS answer for a name the hosts file was meant to decide.
+    """
+    return name.lower() in _hosts_families()
+
+
+def lookup_families(target: Target, options: Options) -> tuple[socket.AddressFamily, ...]:
+    """The lookups a call makes (RFC 8305 section 3): none for a literal; AAAA and A
+    separately when both families are wanted, except for names the system answers
+    from its hosts file (see `in_hosts_file`); else one."""
+    if target.literal is not None:
+        return ()
+    if options.family != socket.AF_UNSPEC:
+        return (options.family,)
+    resolver = options.resolver
+    if (resolver is None or is_system_resolver(resolver)) and in_hosts_file(target.host):
+        return (socket.AF_UNSPEC,)
+    return (socket.AF_INET6, socket.AF_INET)
 
 
 class Lookup:
-    """One name lookup, running or finished: its `candidates` or its `error`."""
+    """One name lookup, running or finished: its `candidates` or its `error`.
 
-    __slots__ = ("_callbacks", "_done", "_error", "_lock", "_result", "family")
+    Thread-safe: a lookup thread finishes it while the caller may abandon it."""
+
+    __slots__ = ("_abandoned", "_callbacks", "_done", "_error", "_lock", "_result", "family")
 
     def __init__(self, family: socket.AddressFamily) -> None:
         self.family = family
         self._done = False
+        self._abandoned = False
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[Lookup], object]] = []
         self._result: list[Candidate] = []
@@ -162,6 +212,18 @@ class Lookup:
         # Under the lock: seeing done means seeing the result written before it.
         with self._lock:
             return self._done
+
+    @property
+    def abandoned(self) -> bool:
+        """Whether the caller gave up on this lookup (see `abandon`)."""
+        return self._abandoned
+
+    def abandon(self) -> None:
+        """The caller no longer wants the answer: a lookup not yet started is never
+        run, and no done-callback is called any more."""
+        with self._lock:
+            self._abandoned = True
+            self._callbacks = []
 
     def wait(self, timeout: float | None) -> bool:
         """Wait up to ``timeout`` seconds; return whether the lookup has finished."""
@@ -178,7 +240,7 @@ class Lookup:
     @property
     def error(self) -> NameResolutionError | None:
         """Why the lookup failed, or ``None``. Handed over, never raised here: a raise
-        would tie the error to the caller's frames, and the pool's thread to both."""
+        would tie the error to the caller's frames, and the lookup thread to both."""
         return self._error
 
     def add_done_callback(self, callback: Callable[[Lookup], object]) -> None:
@@ -189,7 +251,8 @@ class Lookup:
                 return
         callback(self)
 
-    def _finish(self, result: list[Candidate], error: NameResolutionError | None) -> None:
+    def finish(self, result: list[Candidate], error: NameResolutionError | None) -> None:
+        """Record the answer (or the error) and call the done-callbacks."""
         with self._lock:
             self._result, self._error = result, error
             self._done = True
@@ -198,23 +261,33 @@ class Lookup:
             callback(self)
 
     def run(self, resolver: Resolver, host: str, port: int) -> None:
+        """Resolve in this thread and finish the lookup, whatever the resolver does."""
         try:
             answers = resolver(host, port, self.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             result = candidates_from(answers, self.family, host)
-        except Exception as exc:
-            self._finish([], resolution_error(exc, host, port))
+        except BaseException as exc:  # even CancelledError: see the module's docstring
+            self.finish([], resolution_error(exc, host, port))
         else:
-            self._finish(result, None)
+            self.finish(result, None)
 
 
-def resolution_error(exc: Exception, host: str, port: int) -> NameResolutionError:
+def resolution_error(exc: BaseException, host: str, port: int) -> NameResolutionError:
     """A resolver's own failure as a resolution failure: the caller gets the documented
     error, with the resolver's exception as its cause."""
     if isinstance(exc, NameResolutionError):
         return exc
-    code = exc.errno if isinstance(exc, socket.gaierror) else socket.EAI_FAIL
+    if isinstance(exc, socket.gaierror):
+        code = exc.errno
+        reason = exc.strerror or str(exc)
+    else:
+        code = socket.EAI_FAIL
+        reason = (
+            f"the resolver raised {type(exc).__name__}: {exc}"
+            if str(exc)
+            else (f"the resolver raised {type(exc).__name__}")
+        )
     error = NameResolutionError(
-        f"cannot resolve {host!r}: {exc}", nodename=host, servicename=port, errno=code
+        f"cannot resolve {host!r}: {reason}", nodename=host, servicename=port, errno=code
     )
     error.__cause__ = exc
     return error
@@ -241,31 +314,30 @@ class AsyncNativeResolver(Protocol):
 
 def candidates_from(answers: object, family: socket.AddressFamily, host: str) -> list[Candidate]:
     """Turn a getaddrinfo answer into candidates: stream sockets of the families asked
-    for, duplicates dropped, order kept (the system sorted it per RFC 6724)."""
+    for, duplicates dropped, order kept (the system sorted it per RFC 6724).
+
+    A resolver is a callable of the caller's, not the system: every address it returns
+    must be an IP literal of its family with a port, or the lookup fails with
+    ``EAI_FAIL``. A host name in its place would otherwise be resolved again by
+    ``connect()`` itself, outside the timeout and past the address policy."""
     if not isinstance(answers, list | tuple):
-        raise NameResolutionError(
-            f"resolver returned {type(answers).__name__}, not a list",
-            nodename=host,
-            errno=socket.EAI_FAIL,
-        )
+        raise _bad_answer(host, f"resolver returned {type(answers).__name__}, not a list")
     seen: set[Address] = set()
     result: list[Candidate] = []
     for answer in answers:
         if not (isinstance(answer, tuple | list) and len(answer) == 5):
-            raise NameResolutionError(
-                f"resolver returned {answer!r}, not a getaddrinfo 5-tuple",
-                nodename=host,
-                errno=socket.EAI_FAIL,
-            )
+            raise _bad_answer(host, f"resolver returned {answer!r:.80}, not a getaddrinfo 5-tuple")
         fam, kind, _proto, _canon, sockaddr = answer
         if kind not in (socket.SOCK_STREAM, 0) or fam not in (socket.AF_INET, socket.AF_INET6):
             continue
         if family not in (socket.AF_UNSPEC, fam):
             continue
-        address = _address(fam, sockaddr, host)
+        address = checked_address(fam, sockaddr)
+        if address is None:
+            raise _bad_answer(host, f"resolver returned the malformed address {sockaddr!r:.80}")
         if address not in seen:
             seen.add(address)
-            result.append((socket.AddressFamily(fam), address))
+            result.append(Candidate(socket.AddressFamily(fam), address))
     if not result:
         raise NameResolutionError(
             f"{host!r} has no address{'' if family == socket.AF_UNSPEC else ' of that family'}",
@@ -275,66 +347,98 @@ def candidates_from(answers: object, family: socket.AddressFamily, host: str) ->
     return result
 
 
-def _address(family: int, sockaddr: object, host: str) -> Address:
-    if (
-        isinstance(sockaddr, tuple)
-        and len(sockaddr) == (2 if family == socket.AF_INET else 4)
-        and isinstance(sockaddr[0], str)
-        and all(isinstance(part, int) for part in sockaddr[1:])
-    ):
-        return sockaddr
-    raise NameResolutionError(
-        f"resolver returned the malformed address {sockaddr!r}",
-        nodename=host,
-        errno=socket.EAI_FAIL,
-    )
+def _bad_answer(host: str, message: str) -> NameResolutionError:
+    return NameResolutionError(message, nodename=host, errno=socket.EAI_FAIL)
+
+
+def checked_address(family: int, sockaddr: object) -> Address | None:
+    """``sockaddr`` as a socket address of ``family`` with its host in canonical form
+    (``inet_ntop``), or ``None`` unless it is an IP literal of that family with a port
+    of 1 to 65535 (and, for IPv6, a flow label and scope id in range)."""
+    size = 2 if family == socket.AF_INET else 4
+    if not (isinstance(sockaddr, tuple | list) and len(sockaddr) == size):
+        return None
+    host, port = sockaddr[0], sockaddr[1]
+    if not isinstance(host, str) or type(port) is not int or not 0 < port <= 65535:
+        return None
+    bare, _, scope = host.partition("%")
+    try:
+        text = socket.inet_ntop(family, socket.inet_pton(family, bare))
+    except (OSError, ValueError):  # ValueError: an embedded NUL
+        return None
+    if family == socket.AF_INET:
+        return (text, port) if not scope else None
+    flowinfo, scope_id = sockaddr[2], sockaddr[3]
+    if type(flowinfo) is not int or type(scope_id) is not int:
+        return None
+    if not (0 <= flowinfo < 2**20 and 0 <= scope_id < 2**32):
+        return None
+    return (text, port, flowinfo, scope_id)
+
+
+# -------------------------------------------------------------------------- threads
 
 
 class _Pool:
-    """Daemon threads that run lookups; at most `MAX_THREADS` of them.
+    """Lookup threads: see the module's docstring for their rules.
 
-    Invariant, under the lock: the threads waiting for a job number ``_idle`` plus the
-    jobs queued for them; ``_waiting`` counts jobs queued with no thread to take them.
-    """
+    Invariant, under the lock: every job in ``_jobs`` has a thread that will take it:
+    an idle one (``_idle`` counts them) or one started for it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._ready = threading.Condition(self._lock)
+        self._jobs: collections.deque[tuple[Lookup, Resolver, str, int]] = collections.deque()
         self._threads = 0
         self._idle = 0
-        self._waiting = 0
 
-    def submit(self, job: Callable[[], None]) -> None:
+    def submit(self, lookup: Lookup, resolver: Resolver, host: str, port: int) -> bool:
+        """Run the lookup on a thread; ``False`` if no thread could be had."""
+        job = (lookup, resolver, host, port)
         with self._lock:
-            self._jobs.put(job)
-            if self._idle:
-                self._idle -= 1
-            elif self._threads < MAX_THREADS:
-                self._threads += 1
-                threading.Thread(
-                    target=self._work, name="connectbyname-resolver", daemon=True
-                ).start()
-            else:
-                self._waiting += 1
+            if self._idle > len(self._jobs):
+                self._jobs.append(job)
+                self._ready.notify()
+                return True
+            if self._threads >= MAX_THREADS:
+                return False
+            self._threads += 1
+            self._jobs.append(job)
+        try:
+            threading.Thread(target=self._work, name="connectbyname-resolver", daemon=True).start()
+        except BaseException:
+            with self._lock:
+                self._threads -= 1
+                # The job may have gone to an idle thread meanwhile; else take it back.
+                if job in self._jobs:
+                    self._jobs.remove(job)
+                    return False
+            return True
+        return True
 
     def _work(self) -> None:
         while True:
-            try:
-                job = self._jobs.get(timeout=IDLE_SECONDS)
-            except queue.Empty:
-                with self._lock:
-                    if self._jobs.empty():
+            with self._lock:
+                self._idle += 1
+                while not self._jobs:
+                    if not self._ready.wait(IDLE_SECONDS) and not self._jobs:
                         self._idle -= 1
                         self._threads -= 1
                         return
-                continue
-            job()
-            del job  # an idle thread must not keep the last lookup (and its caller) alive
-            with self._lock:
-                if self._waiting:
-                    self._waiting -= 1
-                else:
-                    self._idle += 1
+                self._idle -= 1
+                lookup, resolver, host, port = self._jobs.popleft()
+            if not lookup.abandoned:
+                # Lookup.run catches the resolver's errors; this, a done-callback's: the
+                # thread must go on.
+                with contextlib.suppress(BaseException):
+                    lookup.run(resolver, host, port)
+            # An idle thread must not keep the last lookup (and its caller) alive.
+            del lookup, resolver
+
+    def threads(self) -> int:
+        """How many lookup threads exist now (busy or idle)."""
+        with self._lock:
+            return self._threads
 
 
 _pool = _Pool()
@@ -351,22 +455,32 @@ if hasattr(os, "register_at_fork"):
 
 
 def start_lookup(resolver: Resolver, host: str, port: int, family: socket.AddressFamily) -> Lookup:
-    """Start resolving on the pool (or in a `NativeResolver`'s own way); the caller
-    waits on the `Lookup` as long as it likes."""
+    """Start resolving on a lookup thread (or in a `NativeResolver`'s own way); the
+    caller waits on the `Lookup` as long as it likes, and abandons it when it leaves."""
     if isinstance(resolver, NativeResolver):
         try:
             return resolver.start_lookup(host, port, family)
         except Exception as exc:
             lookup = Lookup(family)
-            lookup._finish([], resolution_error(exc, host, port))
+            lookup.finish([], resolution_error(exc, host, port))
             return lookup
     lookup = Lookup(family)
-    _pool.submit(lambda: lookup.run(resolver, host, port))
+    if not _pool.submit(lookup, resolver, host, port):
+        lookup.finish(
+            [],
+            NameResolutionError(
+                f"cannot resolve {host!r}: {MAX_THREADS} lookups are in progress already "
+                "(is the resolver hanging?)",
+                nodename=host,
+                servicename=port,
+                errno=socket.EAI_AGAIN,
+            ),
+        )
     return lookup
 
 
 def resolve_here(resolver: Resolver, host: str, port: int, family: socket.AddressFamily) -> Lookup:
-    """Resolve in the calling thread (no deadline to honour)."""
+    """Resolve in the calling thread (no deadline to honour, or nothing that can hang)."""
     lookup = Lookup(family)
     lookup.run(resolver, host, port)
     return lookup

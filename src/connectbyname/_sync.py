@@ -1,22 +1,19 @@
-"""The synchronous driver: non-blocking sockets and one poll set, in the caller's thread.
+"""The synchronous driver: the race loop (``_race``) waited for with ``select.poll``, in
+the caller's thread. It decides nothing: it waits until the race loop's next time, or
+until a watched descriptor turns ready, and hands back what happened.
 
-It carries out what the planner decides and decides nothing itself. Every attempt
-socket it opens lives in ``sockets`` until it either becomes the winner or is closed,
-and the ``finally`` clause closes whatever is left there, so no path out of the race
-(return, error, timeout, KeyboardInterrupt) leaves a socket open.
-
-The attempts are watched with ``select.poll`` itself rather than through a
+The descriptors are watched with ``select.poll`` itself rather than through a
 ``selectors`` selector: on loopback a whole connect takes some 30 microseconds, and the
 selector's bookkeeping (key objects, a descriptor map, one more layer per call) cost
 several of them. poll needs no descriptor of its own (epoll does), so a call's
 footprint stays at its attempt sockets. Where poll is missing, a ``selectors`` selector
-stands in behind the same three methods (`_SelectorPoll`).
+stands in behind the same methods (`_SelectorPoll`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
+import errno
 import select
 import selectors
 import socket
@@ -24,26 +21,27 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from ._attempt import (
-    Sockets,
-    check_supplied_socket,
-    conclude,
-    lookup_families,
-    make_connection,
-    new_planner,
-    report_handshake,
-    report_lookups,
-    start_attempt,
-)
+from ._errors import InvalidParameterError, NotASocketError
 from ._history import ConnectionHistory
 from ._info import Address, Connection
-from ._parse import Options, SocketOption, Target, parse_options, parse_target, prepare
-from ._plan import Connected, Failed, Start
+from ._parse import (
+    DEFAULT_ATTEMPT_DELAY,
+    DEFAULT_RESOLUTION_DELAY,
+    CallOptions,
+    Options,
+    SocketOption,
+    Target,
+    check_call,
+    check_options,
+    parse_target,
+)
 from ._policy import Policy
-from ._resolve import Lookup, Resolver, cannot_hang, resolve_here, start_lookup
+from ._race import NET, READABLE, WRITABLE, Events, Net, race
+from ._resolve import Lookup, Resolver, start_lookup
 
-_WRITABLE = getattr(select, "POLLOUT", 4)
-_READABLE = getattr(select, "POLLIN", 1)
+#: The longest single wait: poll() takes milliseconds in a C int, and a far deadline
+#: (a timeout of years) is reached by waiting again.
+MAX_WAIT = 86_400.0
 
 
 class _SelectorPoll:
@@ -54,7 +52,7 @@ class _SelectorPoll:
         self._selector = selectors.DefaultSelector()
 
     def register(self, fd: int, mask: int) -> None:
-        events = selectors.EVENT_WRITE if mask & _WRITABLE else selectors.EVENT_READ
+        events = selectors.EVENT_WRITE if mask & WRITABLE else selectors.EVENT_READ
         self._selector.register(fd, events)
 
     def unregister(self, fd: int) -> None:
@@ -63,7 +61,7 @@ class _SelectorPoll:
     def poll(self, milliseconds: float | None = None) -> list[tuple[int, int]]:
         timeout = None if milliseconds is None else milliseconds / 1000
         return [
-            (key.fd, _WRITABLE if events & selectors.EVENT_WRITE else _READABLE)
+            (key.fd, WRITABLE if events & selectors.EVENT_WRITE else READABLE)
             for key, events in self._selector.select(timeout)
         ]
 
@@ -74,17 +72,160 @@ class _SelectorPoll:
 _new_poll: Callable[[], select.poll | _SelectorPoll] = getattr(select, "poll", _SelectorPoll)
 
 
+class PollPoller:
+    """The sync driver's `Poller`: one ``select.poll`` set, made at the first wait
+    that needs it (a connect over inside connect() needs none).
+
+    Lookup threads wake the wait through `notify`: a ``threading.Event`` while no
+    descriptor is watched (cheaper), and a socket pair, made only then, while some are.
+    """
+
+    may_block = True
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._poll: select.poll | _SelectorPoll | None = None
+        self._watched: set[int] = set()
+        self._lock = threading.Lock()
+        self._event: threading.Event | None = None
+        self._pair: tuple[socket.socket, socket.socket] | None = None
+        self._pair_fd = -1
+
+    def register(self, fd: int, events: int) -> None:
+        if self._poll is None:
+            self._poll = _new_poll()
+        self._poll.register(fd, events)
+        self._watched.add(fd)
+
+    def discard(self, sock: socket.socket) -> None:
+        fd = sock.fileno()
+        if fd in self._watched:
+            self._watched.discard(fd)
+            assert self._poll is not None
+            self._poll.unregister(fd)
+        sock.close()
+
+    def start_lookup(
+        self, resolver: Resolver, host: str, port: int, family: socket.AddressFamily
+    ) -> Lookup:
+        if self._event is None:
+            self._event = threading.Event()
+        lookup = start_lookup(resolver, host, port, family)
+        lookup.add_done_callback(self._notify)
+        return lookup
+
+    def _notify(self, _lookup: object) -> None:
+        # From a lookup thread. Under the lock: the driver may be closing the pair.
+        event = self._event
+        if event is not None:
+            event.set()
+        with self._lock:
+            if self._pair is not None:
+                with contextlib.suppress(OSError):
+                    self._pair[1].send(b"\0")
+
+    def wait(self, until: float | None) -> Events:
+        """Wait until ``until`` (clock time; ``None``: no limit) or until something is
+        ready; returns the ready descriptors, which are no longer watched."""
+        wait = None if until is None else max(0.0, until - self._clock())
+        if wait is None or wait > MAX_WAIT:
+            wait = MAX_WAIT
+        # The event is cleared only after the wait: the race loop looks at every lookup
+        # after each wait, so a wake-up for one it has seen already costs nothing, and
+        # one cleared before it was seen would be lost.
+        event = self._event
+        if event is not None:
+            if not self._watched:
+                event.wait(wait)
+                event.clear()
+                return []
+            if self._pair is None:
+                self._open_pair()
+        poll = self._poll
+        if poll is None:  # nothing to watch, no lookup: just the time to pass
+            time.sleep(wait)
+            return []
+        # poll rounds its milliseconds up, so it never wakes before the time.
+        ready = poll.poll(wait * 1000)
+        if event is not None:
+            event.clear()
+        events: Events = []
+        for fd, mask in ready:
+            if fd == self._pair_fd:
+                self._drain()
+                continue
+            poll.unregister(fd)
+            self._watched.discard(fd)
+            events.append((fd, mask))
+        return events
+
+    def _open_pair(self) -> None:
+        pair = socket.socketpair()
+        for end in pair:
+            end.setblocking(False)
+        with self._lock:
+            self._pair = pair
+            if self._event is not None and self._event.is_set():
+                pair[1].send(b"\0")  # a lookup finished before the pair existed
+        self._pair_fd = pair[0].fileno()
+        assert self._poll is not None
+        self._poll.register(self._pair_fd, READABLE)
+
+    def _drain(self) -> None:
+        if self._pair is not None:
+            with contextlib.suppress(OSError):
+                while self._pair[0].recv(64):
+                    pass
+
+    def close(self) -> None:
+        with self._lock:
+            pair, self._pair = self._pair, None
+        if pair is not None:
+            for end in pair:
+                end.close()
+        if isinstance(self._poll, _SelectorPoll):
+            self._poll.close()
+        self._poll = None
+
+
+def drive(
+    target: Target,
+    options: Options,
+    call: CallOptions,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    poller: PollPoller | None = None,
+    net: Net = NET,
+    into: socket.socket | None = None,
+    dual_stack: bool = False,
+) -> Connection:
+    """Run the race loop to its end, waiting in this thread (with a clock, a poller and
+    a socket layer of the caller's, for tests)."""
+    if poller is None:
+        poller = PollPoller(clock)
+    loop = race(target, options, call, poller, clock, net=net, into=into, dual_stack=dual_stack)
+    try:
+        until = next(loop)
+        while True:
+            until = loop.send(poller.wait(until))
+    except StopIteration as finished:
+        return finished.value  # type: ignore[no-any-return]
+    except BaseException:
+        loop.close()  # an interruption during a wait: the race closes its sockets
+        raise
+
+
 def connect_by_name(
     nodename: str | bytes,
     servicename: str | bytes | int,
     *,
     timeout: float | None = None,
-    attempt_delay: float | None = 0.25,
+    attempt_delay: float | None = DEFAULT_ATTEMPT_DELAY,
     family: int = socket.AF_UNSPEC,
     source_address: tuple[str, int] | None = None,
     socket_options: Iterable[SocketOption] | None = (),
     resolver: Resolver | None = None,
-    resolution_delay: float = 0.05,
+    resolution_delay: float = DEFAULT_RESOLUTION_DELAY,
     history: ConnectionHistory | bool = True,
     policy: Policy | None = None,
 ) -> Connection:
@@ -93,39 +234,73 @@ def connect_by_name(
     ``nodename`` is a host name (Unicode names are IDNA-encoded per UTS 46) or an IPv4
     or IPv6 literal (``"::1"``, ``"[::1]"``, ``"fe80::1%eth0"``); a literal never reaches
     the resolver. ``servicename`` is a port (``443`` or ``"443"``) or a service name
-    (``"https"``). ``timeout`` bounds the whole call, name resolution included (``None``:
-    no limit of our own). A new attempt starts every ``attempt_delay`` seconds (at least
-    0.01), or at once when one fails; ``None`` tries one address at a time. ``family``
-    limits the addresses to ``AF_INET`` or ``AF_INET6``. ``source_address`` (an IP
-    literal and a port, as urllib3 takes it) and ``socket_options`` (``(level, option,
-    value)`` tuples) apply to every attempt socket before it connects; an address of the
-    other family than ``source_address`` is skipped. ``resolver`` replaces
-    `socket.getaddrinfo` and is called with its signature; without ``family``, IPv6 and
-    IPv4 are looked up separately and the race starts with whichever answers first,
-    waiting up to ``resolution_delay`` seconds for IPv6 when IPv4 answers first
-    (RFC 8305 section 3). ``history`` remembers per host and port which address won
-    and which lost (``True``: the process-wide `ConnectionHistory`; ``False``: none; or
-    one of your own). ``policy`` (such as `PUBLIC_ONLY` or an `AddressPolicy`) vets
-    every address immediately before its attempt.
+    (``"https"``). ``timeout`` bounds the whole call, name resolution included: a
+    number of seconds more than 0, or ``None`` for no limit of our own. A new attempt
+    starts every ``attempt_delay`` seconds (at least 0.01), or at once when one fails;
+    ``None`` tries one address at a time. ``family`` limits the addresses to
+    ``AF_INET`` or ``AF_INET6``. ``source_address`` (an IP literal and a port, as
+    urllib3 takes it) and ``socket_options`` (``(level, option, value)`` tuples) apply
+    to every attempt socket before it connects; an address of the other family than
+    ``source_address`` is skipped. ``resolver`` replaces `socket.getaddrinfo` and is
+    called with its signature; without ``family``, IPv6 and IPv4 are looked up
+    separately and the race starts with whichever answers first, waiting up to
+    ``resolution_delay`` seconds for IPv6 when IPv4 answers first (RFC 8305 section 3).
+    ``history`` remembers per host and port which address won and which lost
+    (``True``: the process-wide `ConnectionHistory`; ``False``: none; or one of your
+    own). ``policy`` (such as `PUBLIC_ONLY` or an `AddressPolicy`) vets every address
+    immediately before its attempt (and, for an `AddressPolicy`, the name and the port
+    before anything is looked up).
 
     Returns a `Connection`. Raises `InvalidParameterError`, `NameResolutionError`,
-    `TimedOutError`, `HostUnreachableError`, `AddressDeniedError` or
-    `OutOfResourcesError`.
+    `TimedOutError`, `HostUnreachableError` (`RefusedError` when every address refused),
+    `AddressDeniedError` or `OutOfResourcesError`.
     """
-    target, options = prepare(
-        nodename,
-        servicename,
-        timeout,
-        attempt_delay,
-        family,
-        source_address,
-        socket_options,
-        resolution_delay,
-        history,
-        policy,
-        resolver,
+    target = parse_target(nodename, servicename)
+    options = check_options(
+        attempt_delay=attempt_delay,
+        family=family,
+        resolver=resolver,
+        resolution_delay=resolution_delay,
+        history=history,
+        policy=policy,
+        nodename=nodename,
+        servicename=servicename,
     )
-    return _connect(target, options, resolver, nodename, servicename)
+    call = check_call(
+        timeout, source_address, socket_options, nodename=nodename, servicename=servicename
+    )
+    # drive(), written out: the connection must reach the caller with no call in between
+    # that an interruption (Ctrl-C) could follow; a Python-level call returning it, as
+    # drive() would, is such a point, and the connection would be dropped unclosed.
+    poller = PollPoller(time.monotonic)
+    loop = race(target, options, call, poller, time.monotonic)
+    try:
+        until = next(loop)
+        while True:
+            until = loop.send(poller.wait(until))
+    except StopIteration as finished:
+        return finished.value  # type: ignore[no-any-return]
+    except BaseException:
+        loop.close()
+        raise
+
+
+def connect(
+    nodename: object,
+    servicename: object,
+    options: Options,
+    *,
+    timeout: object = None,
+    source_address: object = None,
+    socket_options: object = (),
+) -> Connection:
+    """`connect_by_name` with the engine's options checked already (`options_from`),
+    as an adapter keeps them."""
+    target = parse_target(nodename, servicename)
+    call = check_call(
+        timeout, source_address, socket_options, nodename=nodename, servicename=servicename
+    )
+    return drive(target, options, call)
 
 
 def connect_socket_by_name(
@@ -134,10 +309,10 @@ def connect_socket_by_name(
     servicename: str | bytes | int,
     *,
     timeout: float | None = None,
-    attempt_delay: float | None = 0.25,
+    attempt_delay: float | None = DEFAULT_ATTEMPT_DELAY,
     socket_options: Iterable[SocketOption] | None = (),
     resolver: Resolver | None = None,
-    resolution_delay: float = 0.05,
+    resolution_delay: float = DEFAULT_RESOLUTION_DELAY,
     history: ConnectionHistory | bool = True,
     policy: Policy | None = None,
 ) -> tuple[Address, Address]:
@@ -157,157 +332,64 @@ def connect_socket_by_name(
     Returns ``(local_address, remote_address)``, IPv4-mapped addresses written as IPv4.
     """
     target = parse_target(nodename, servicename)
-    checked, family, dual_stack = check_supplied_socket(sock, nodename, servicename)
-    options = parse_options(
-        nodename,
-        servicename,
-        timeout=timeout,
+    checked, family, dual_stack = _check_supplied_socket(sock, nodename, servicename)
+    options = check_options(
         attempt_delay=attempt_delay,
         family=family,
-        source_address=None,
-        socket_options=socket_options,
+        resolver=resolver,
         resolution_delay=resolution_delay,
         history=history,
         policy=policy,
-        resolver=resolver,
+        nodename=nodename,
+        servicename=servicename,
     )
-    connection = _connect(target, options, resolver, nodename, servicename, dual_stack=dual_stack)
-    with connection:
-        os.dup2(connection.socket.fileno(), checked.fileno(), checked.get_inheritable())
+    call = check_call(timeout, None, socket_options, nodename=nodename, servicename=servicename)
+    # The winner is moved onto sock inside the race: no socket of ours ever leaves it.
+    connection = drive(target, options, call, into=checked, dual_stack=dual_stack)
     # The new descriptor comes blocking; give it back the timeout sock's owner set.
     checked.settimeout(checked.gettimeout())
     return connection.local_address, connection.remote_address
 
 
-class _LookupSignal:
-    """Wakes the driver when a lookup finishes: an Event while no socket is being
-    waited on, and a socket pair (made only when needed) while some are."""
+def _check_supplied_socket(
+    sock: object, nodename: object, servicename: object
+) -> tuple[socket.socket, socket.AddressFamily, bool]:
+    """Check the socket of `connect_socket_by_name`: returns it, the family of the
+    addresses it can reach (``AF_UNSPEC``: both) and whether it is dual-stack."""
 
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self._lock = threading.Lock()
-        self._pair: tuple[socket.socket, socket.socket] | None = None
+    def invalid(message: str) -> InvalidParameterError:
+        return InvalidParameterError(message, nodename=nodename, servicename=servicename)
 
-    def notify(self, _lookup: object) -> None:
-        self.event.set()
-        # Under the lock: the driver may be closing the pair in another thread.
-        with self._lock:
-            if self._pair is not None:
-                with contextlib.suppress(OSError):
-                    self._pair[1].send(b"\0")
-
-    def reader(self) -> socket.socket:
-        with self._lock:
-            if self._pair is None:
-                self._pair = socket.socketpair()
-                for end in self._pair:
-                    end.setblocking(False)
-                if self.event.is_set():
-                    self._pair[1].send(b"\0")
-            return self._pair[0]
-
-    def clear(self) -> None:
-        self.event.clear()
-        if self._pair is not None:
-            with contextlib.suppress(OSError):
-                while self._pair[0].recv(64):
-                    pass
-
-    def close(self) -> None:
-        with self._lock:
-            if self._pair is not None:
-                for end in self._pair:
-                    end.close()
-                self._pair = None
-
-
-def _connect(
-    target: Target,
-    options: Options,
-    resolver: Resolver | None,
-    nodename: object,
-    servicename: object,
-    *,
-    dual_stack: bool = False,
-) -> Connection:
-    clock = time.monotonic
-    families = lookup_families(target, options, resolver)
-    planner = new_planner(
-        target, options, families, nodename=nodename, servicename=servicename, now=clock()
-    )
-    resolve = resolver or socket.getaddrinfo
-    lookups: list[Lookup] = []
-    signal: _LookupSignal | None = None
-    if len(families) == 1 and (options.timeout is None or cannot_hang(resolve, target.host)):
-        # Nothing to race the lookup against, and no deadline to keep or nothing that
-        # could make it late: no thread.
-        lookups.append(resolve_here(resolve, target.host, target.port, families[0]))
-    elif families:
-        signal = _LookupSignal()
-        for family in families:
-            lookup = start_lookup(resolve, target.host, target.port, family)
-            lookup.add_done_callback(signal.notify)
-            lookups.append(lookup)
-
-    sockets: Sockets = {}
-    # Descriptor -> attempt, for the attempt sockets in the poll set.
-    watched: dict[int, int] = {}
-    signal_fd: int | None = None  # the lookup signal's, once in the poll set
-    # Made at the first wait: a connect over inside connect() needs none.
-    poll: select.poll | _SelectorPoll | None = None
+    if not isinstance(sock, socket.socket):
+        raise NotASocketError(
+            f"sock must be a socket.socket, not {type(sock).__name__}",
+            nodename=nodename,
+            servicename=servicename,
+        )
     try:
-        while True:
-            if lookups:
-                if signal is not None:
-                    signal.clear()
-                report_lookups(planner, lookups, clock())
-            action = planner.next_action(clock())
-            if isinstance(action, Start):
-                sock = start_attempt(
-                    planner, action, options, sockets, clock, dual_stack=dual_stack
-                )
-                if sock is not None:
-                    if poll is None:
-                        poll = _new_poll()
-                    fd = sock.fileno()
-                    poll.register(fd, _WRITABLE)
-                    watched[fd] = action.attempt
-            elif isinstance(action, Connected):
-                sock, peer = sockets.pop(action.attempt)
-                conclude(target, options, action.attempts, clock())
-                return make_connection(sock, peer, action.attempts, action.elapsed)
-            elif isinstance(action, Failed):
-                conclude(target, options, action.error.attempts, clock())
-                error = action.error
-                del action
-                try:
-                    raise error
-                finally:
-                    # Else this frame, kept by the traceback, keeps the error: a cycle
-                    # that holds everything here until the cyclic collector runs.
-                    del error
-            else:
-                wait = None if action.until is None else max(0.0, action.until - clock())
-                if signal is not None and lookups and not sockets:
-                    signal.event.wait(wait)
-                    continue
-                if poll is None:
-                    poll = _new_poll()
-                if signal is not None and lookups and signal_fd is None:
-                    signal_fd = signal.reader().fileno()
-                    poll.register(signal_fd, _READABLE)
-                # poll rounds its milliseconds up, so it never wakes before the time.
-                events = poll.poll(None if wait is None else wait * 1000)
-                now = clock()
-                for fd, _ in events:
-                    if fd == signal_fd:
-                        continue  # a lookup finished: reported at the top of the loop
-                    poll.unregister(fd)
-                    report_handshake(planner, sockets, watched.pop(fd), now)
-    finally:
-        for sock, _ in sockets.values():
-            sock.close()
-        if isinstance(poll, _SelectorPoll):
-            poll.close()
-        if signal is not None:
-            signal.close()
+        if sock.fileno() < 0:
+            raise OSError(errno.EBADF, "closed")
+        kind = sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)
+    except OSError as exc:
+        raise NotASocketError(
+            f"sock is not an open socket ({exc.strerror or exc})",
+            nodename=nodename,
+            servicename=servicename,
+        ) from exc
+    if kind != socket.SOCK_STREAM or sock.proto not in (0, socket.IPPROTO_TCP):
+        raise invalid("sock must be a TCP stream socket (SOCK_STREAM)")
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        raise invalid("sock must be an AF_INET or AF_INET6 socket")
+    if sock.getsockname()[1] != 0:
+        raise invalid("sock must not be bound")
+    try:
+        sock.getpeername()
+    except OSError:
+        pass
+    else:
+        raise invalid("sock must not be connected")
+    if sock.family == socket.AF_INET:
+        return sock, socket.AF_INET, False
+    if sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+        return sock, socket.AF_INET6, False
+    return sock, socket.AF_UNSPEC, True

@@ -44,7 +44,8 @@ except ImportError as exc:  # pragma: no cover (depends on the installation)
     ) from exc
 
 from ._errors import NameResolutionError
-from ._resolve import Candidate, Lookup, candidates_from, getaddrinfo_port
+from ._info import Candidate
+from ._resolve import Lookup, candidates_from, getaddrinfo_port
 
 __all__ = ["DNSResolver"]
 
@@ -138,9 +139,9 @@ class _Job:
         try:
             result = _candidates(self.host, self.port, self.rdtypes, self.answers)
         except NameResolutionError as exc:
-            self.lookup._finish([], exc)
+            self.lookup.finish([], exc)
         else:
-            self.lookup._finish(result, None)
+            self.lookup.finish(result, None)
 
 
 class _Query:
@@ -249,11 +250,11 @@ class DNSResolver:
         try:
             local = self._local_answer(host, port, family)
             if local is not None:
-                lookup._finish(local, None)
+                lookup.finish(local, None)
                 return lookup
             qname = _qname(host)
         except NameResolutionError as exc:
-            lookup._finish([], exc)
+            lookup.finish([], exc)
             return lookup
         job = _Job(lookup, host, port)
         now = time.monotonic()
@@ -266,9 +267,9 @@ class DNSResolver:
                 job.answers[rdtype] = cached
         if not missing:
             try:
-                lookup._finish(_candidates(host, port, job.rdtypes, job.answers), None)
+                lookup.finish(_candidates(host, port, job.rdtypes, job.answers), None)
             except NameResolutionError as exc:
-                lookup._finish([], exc)
+                lookup.finish([], exc)
             return lookup
         with self._lock:
             loop = self._loop
@@ -692,9 +693,9 @@ def _candidates(
     for rdtype in rdtypes:
         for address in answers[rdtype].addresses:
             if rdtype == _AAAA:
-                result.append((socket.AF_INET6, (address, port, 0, 0)))
+                result.append(Candidate(socket.AF_INET6, (address, port, 0, 0)))
             else:
-                result.append((socket.AF_INET, (address, port)))
+                result.append(Candidate(socket.AF_INET, (address, port)))
     if result:
         return result
     failures = [answers[t] for t in rdtypes]

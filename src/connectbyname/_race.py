@@ -1,0 +1,407 @@
+"""The race loop, written once: both drivers run it, and only wait for it.
+
+`race` is a generator that carries out what the planner (``_plan``) decides: it starts
+the lookups, opens and connects attempt sockets, reads how each handshake ended, tells
+the planner, and returns the winner as a `Connection` (or raises the planner's error).
+It never waits. When there is nothing to do until something happens, it yields the
+clock time until which to wait, and the driver sends back the descriptors that turned
+ready by then::
+
+    race = race_loop(...)            # a generator
+    until = race.send(None)           # run until the first wait
+    while True:
+        until = race.send(poller.wait(until))   # the sync driver: blocking
+        # the async driver: race.send(await poller.wait(until))
+
+and ``StopIteration.value`` is the connection. The ``_sync`` driver waits with
+``select.poll`` in the caller's thread, the ``_async`` driver with anyio; the clock,
+the poller and the socket layer (`Net`) are passed in, so one scenario table drives
+the planner and both drivers on a fake clock (``tests/test_scenarios.py``).
+
+Why a generator and not a loop in each driver: the drivers then differ in the one
+thing that differs, how to wait, and every rule about sockets is written once. Rejected:
+callbacks from a shared object (the order of events is then the caller's to get
+right, twice), and threads per attempt (trio's design for its own loop; in a sync
+driver they cost more than a whole loopback connect).
+
+Every attempt socket lives in one table from before its descriptor exists (see
+`Net.socket`) until it is closed or handed over, and the one cleanup closes whatever is
+in it on every path out: return, error, timeout, cancellation, ``KeyboardInterrupt``.
+The winner leaves the table only as the very last step before the return, with nothing
+that can raise in between.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import select
+import socket
+from collections.abc import Callable, Generator
+from typing import Protocol
+
+from ._errors import AddressDeniedError, InvalidParameterError
+from ._history import NO_HINTS
+from ._info import Attempt, Connection, unmap_address
+from ._parse import CallOptions, Options, Target, describe
+from ._plan import Connected, Failed, Planner, Start
+from ._resolve import Lookup, Resolver, cannot_hang, lookup_families, resolve_here
+
+logger = logging.getLogger("connectbyname")
+
+WRITABLE: int = getattr(select, "POLLOUT", 4)
+READABLE: int = getattr(select, "POLLIN", 1)
+
+#: connect() on a non-blocking socket goes on in the background after these. EINTR too:
+#: POSIX says an interrupted connect() completes asynchronously.
+IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EINTR})
+#: A second connect() says the first is still going on with these.
+STILL_CONNECTING = IN_PROGRESS | {errno.EALREADY}
+#: setsockopt() refuses an option that does not exist (or a bad value) with these.
+_BAD_OPTION = frozenset({errno.ENOPROTOOPT, errno.EINVAL, errno.EOPNOTSUPP})
+
+#: The attempt sockets of one call, by attempt number.
+Table = dict[int, socket.socket]
+#: What a driver sends back after a wait: ``(descriptor, events)`` pairs.
+Events = list[tuple[int, int]]
+
+
+class Poller(Protocol):
+    """How a driver watches descriptors and lookups for the race loop.
+
+    Registrations are one-shot: a descriptor reported ready is no longer watched until
+    it is registered again."""
+
+    #: Whether a lookup may run in the caller's thread (the sync driver, with no
+    #: deadline to keep); never in an event loop.
+    may_block: bool
+
+    def register(self, fd: int, events: int) -> None:
+        """Watch ``fd`` for ``events`` (`READABLE`, `WRITABLE`)."""
+
+    def discard(self, sock: socket.socket) -> None:
+        """Stop watching ``sock`` if watched, and close it (safe to call twice)."""
+
+    def start_lookup(
+        self, resolver: Resolver, host: str, port: int, family: socket.AddressFamily
+    ) -> Lookup:
+        """Start a lookup that ends the current wait when it finishes."""
+
+    def close(self) -> None:
+        """Release what the poller holds (not the sockets it watched)."""
+
+
+class Net:
+    """The socket layer of the race: the one place that makes attempt sockets."""
+
+    def socket(self, table: Table, key: int, family: socket.AddressFamily) -> socket.socket:
+        """A new non-blocking TCP socket of ``family``, entered in ``table`` under
+        ``key`` *before* its descriptor exists.
+
+        ``socket.socket(...)`` returns a socket that is, for a few bytecodes, only on
+        the stack: an interruption there (Ctrl-C, a signal handler raising) drops it
+        unclosed. Made this way instead, the object is in the table first and gets its
+        descriptor in one C call, so no interruption can separate the two.
+        """
+        sock = socket.socket.__new__(socket.socket)
+        # What socket.socket.__init__ sets, before the descriptor exists.
+        sock._io_refs = 0  # type: ignore[attr-defined]
+        sock._closed = False  # type: ignore[attr-defined]
+        table[key] = sock
+        socket._socket.socket.__init__(sock, family, _NONBLOCKING_STREAM, socket.IPPROTO_TCP)  # type: ignore[attr-defined]
+        if not _SOCK_NONBLOCK:
+            sock.setblocking(False)
+        return sock
+
+
+# Non-blocking from birth where the system allows (Linux): one system call less per
+# attempt than socket() and then setblocking(False).
+_SOCK_NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0)
+_NONBLOCKING_STREAM = socket.SOCK_STREAM | _SOCK_NONBLOCK
+
+NET = Net()
+
+
+def _start_lookups(
+    target: Target,
+    options: Options,
+    call: CallOptions,
+    families: tuple[socket.AddressFamily, ...],
+    poller: Poller,
+) -> list[Lookup]:
+    """Start the call's lookups: in this thread when nothing can make them late (one
+    lookup, no deadline, a driver that may block) or they cannot hang (the hosts
+    file), else through the poller, which runs them without blocking."""
+    resolve = options.resolver or socket.getaddrinfo
+    host, port = target.host, target.port
+    if len(families) == 1 and (
+        (poller.may_block and call.timeout is None) or cannot_hang(resolve, host, families[0])
+    ):
+        return [resolve_here(resolve, host, port, families[0])]
+    return [poller.start_lookup(resolve, host, port, family) for family in families]
+
+
+def vet_target(target: Target, options: Options) -> None:
+    """The policy's host-name and port rules, before anything is looked up."""
+    policy = options.policy
+    if policy is None:
+        return
+    reasons = []
+    for rule, value in (("check_name", target.host), ("check_port", target.port)):
+        check: Callable[[object], str | None] | None = getattr(policy, rule, None)
+        if check is not None:
+            try:
+                reason = check(value)
+            except Exception as exc:  # fail closed, as for addresses (see _plan._vet)
+                reason = f"the policy failed ({type(exc).__name__}: {exc})"
+            if reason is not None:
+                reasons.append(reason)
+    if reasons:
+        raise AddressDeniedError(
+            f"cannot connect to {describe(target)} port {target.port}: the address policy "
+            f"refused it: {'; '.join(reasons)}",
+            nodename=target.nodename,
+            servicename=target.servicename,
+        )
+
+
+def race(
+    target: Target,
+    options: Options,
+    call: CallOptions,
+    poller: Poller,
+    clock: Callable[[], float],
+    *,
+    net: Net = NET,
+    into: socket.socket | None = None,
+    dual_stack: bool = False,
+    history_clock: Callable[[], float] | None = None,
+) -> Generator[float | None, Events, Connection]:
+    """Race ``target``'s addresses; see the module's docstring for the protocol.
+
+    With ``into`` (the supplied-socket form), the winner's descriptor is moved onto
+    that socket (``os.dup2``), and the returned connection's socket is ``into``. With
+    ``dual_stack``, IPv4 candidates are reached from IPv6 sockets as IPv4-mapped
+    addresses (an ``into`` with ``IPV6_V6ONLY`` off). ``history_clock`` is the
+    connection history's clock (`time.monotonic`) when ``clock`` is another one (an
+    event loop's)."""
+    vet_target(target, options)
+    now = clock()
+    families = lookup_families(target, options)
+    history = options.history
+    hints = NO_HINTS
+    if history is not None and target.literal is None:
+        hints = history.hints(
+            target.host, target.port, now if history_clock is None else history_clock()
+        )
+    planner = Planner(
+        now, target, options, call, lookups=families or (socket.AF_UNSPEC,), hints=hints
+    )
+    literal = target.literal
+    if literal is not None:
+        if options.family not in (socket.AF_UNSPEC, literal.family):
+            raise InvalidParameterError(
+                f"{target.host} is an {literal.family.name[3:]} address but the family "
+                f"asked for is {options.family.name[3:]}",
+                nodename=target.nodename,
+                servicename=target.servicename,
+            )
+        planner.lookup_done(now, [literal])
+    table: Table = {}
+    lookups: list[Lookup] = []
+    poller_open = True
+    # Descriptor -> attempt, for the attempt sockets being watched.
+    watched: dict[int, int] = {}
+    try:
+        if families:
+            lookups = _start_lookups(target, options, call, families, poller)
+        while True:
+            if lookups:
+                _report_lookups(planner, lookups, clock())
+            action = planner.next_action(clock())
+            if isinstance(action, Start):
+                sock = _start_attempt(
+                    planner, action, call, table, net=net, clock=clock, dual_stack=dual_stack
+                )
+                if sock is not None:
+                    fd = sock.fileno()
+                    watched[fd] = action.attempt
+                    poller.register(fd, WRITABLE)
+            elif isinstance(action, Connected):
+                winner = action.attempt
+                connection = _connection(table[winner], action, planner.deadline, clock, dual_stack)
+                if into is not None:
+                    os.dup2(table[winner].fileno(), into.fileno(), into.get_inheritable())
+                    connection.socket, winner = into, -1  # and the winner closes below
+                # Everything that can raise comes before the winner leaves the table,
+                # so that an interruption anywhere here closes it with the rest.
+                for attempt in [a for a in table if a != winner]:
+                    poller.discard(table[attempt])
+                    del table[attempt]
+                for lookup in lookups:
+                    lookup.abandon()
+                lookups = []
+                poller.close()
+                poller_open = False
+                _conclude(target, options, action.attempts, history_clock or clock)
+                if winner in table:
+                    del table[winner]
+                return connection
+            elif isinstance(action, Failed):
+                _conclude(target, options, action.error.attempts, history_clock or clock)
+                error = action.error
+                del action
+                try:
+                    raise error
+                finally:
+                    # Else this frame, kept by the traceback, keeps the error: a cycle
+                    # that holds everything here until the cyclic collector runs.
+                    del error
+            else:
+                events = yield action.until
+                now = clock()
+                for fd, _ in events:
+                    if fd in watched:
+                        _report_handshake(planner, table, watched.pop(fd), poller, now)
+    finally:
+        # Nothing to call on the way out of a win: a call is where an interruption
+        # lands, and it would replace the return (and lose the connection).
+        if table or lookups or poller_open:
+            # Twice: an interruption during the first pass leaves the rest in the table
+            # (a socket leaves it only once closed), and the second pass closes them.
+            try:
+                _close_all(table, lookups, poller)
+            finally:
+                _close_all(table, lookups, poller)
+                poller.close()
+
+
+def _close_all(table: Table, lookups: list[Lookup], poller: Poller) -> None:
+    while table:
+        attempt = next(iter(table))
+        poller.discard(table[attempt])
+        del table[attempt]
+    while lookups:
+        lookups[-1].abandon()
+        lookups.pop()
+
+
+def _report_lookups(planner: Planner, lookups: list[Lookup], now: float) -> None:
+    """Tell the planner about every finished lookup, and drop those from ``lookups``."""
+    for lookup in [lookup for lookup in lookups if lookup.done()]:
+        lookups.remove(lookup)
+        if lookup.error is not None:
+            planner.lookup_failed(now, lookup.error, lookup.family)
+        else:
+            planner.lookup_done(now, lookup.candidates, lookup.family)
+
+
+def _start_attempt(
+    planner: Planner,
+    start: Start,
+    call: CallOptions,
+    table: Table,
+    *,
+    net: Net,
+    clock: Callable[[], float],
+    dual_stack: bool,
+) -> socket.socket | None:
+    """Carry out a `Start`: open the socket (into ``table``) and start its connect.
+
+    Returns the socket to watch for writability, or ``None`` when the outcome is known
+    already and reported to the planner (a failed socket is closed and dropped): a
+    connect to this host's own addresses (loopback included) is over before connect()
+    returns.
+    """
+    family, address = start.candidate
+    if dual_stack and family == socket.AF_INET:
+        family, address = socket.AF_INET6, (f"::ffff:{address[0]}", address[1], 0, 0)
+    attempt = start.attempt
+    try:
+        sock = net.socket(table, attempt, family)
+        if dual_stack:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        for option in call.socket_options:
+            try:
+                sock.setsockopt(*option)
+            except OSError as exc:
+                if exc.errno in _BAD_OPTION:
+                    # Every attempt would fail the same way: the caller's mistake.
+                    raise _bad_option(planner, option, exc) from exc
+                raise
+        if call.source_address is not None:
+            sock.bind(call.source_address)
+        code = sock.connect_ex(address)
+        if code in IN_PROGRESS:
+            # Even when the handshake ended inside connect() (it does on loopback),
+            # a non-blocking connect() says "in progress". Asking again tells at once,
+            # without a round through poll: 0 or EISCONN once connected, the connect's
+            # own error once failed, EALREADY while it goes on.
+            code = sock.connect_ex(address)
+            if code in STILL_CONNECTING:
+                return sock
+        if code in (0, errno.EISCONN):
+            planner.attempt_connected(clock(), attempt)
+            return None
+        error = OSError(code, os.strerror(code))
+    except InvalidParameterError:
+        raise
+    except OSError as exc:
+        error = exc
+    if attempt in table:
+        table[attempt].close()
+        del table[attempt]
+    planner.attempt_failed(clock(), attempt, error)
+    return None
+
+
+def _bad_option(planner: Planner, option: object, exc: OSError) -> InvalidParameterError:
+    return InvalidParameterError(
+        f"socket option {option!r} was refused: {exc.strerror or exc}",
+        nodename=planner.target.nodename,
+        servicename=planner.target.servicename,
+    )
+
+
+def _report_handshake(
+    planner: Planner, table: Table, attempt: int, poller: Poller, now: float
+) -> None:
+    """An attempt's socket turned writable: report how its connect ended. Connected
+    means connected to the very address it was given, which is what ``getpeername()``
+    would say; a failed socket is closed and dropped from ``table``."""
+    code = table[attempt].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if code:
+        poller.discard(table[attempt])
+        del table[attempt]
+        planner.attempt_failed(now, attempt, OSError(code, os.strerror(code)))
+    else:
+        planner.attempt_connected(now, attempt)
+
+
+def _connection(
+    sock: socket.socket,
+    action: Connected,
+    deadline: float | None,
+    clock: Callable[[], float],
+    dual_stack: bool,
+) -> Connection:
+    """Turn the winning socket into a `Connection` (blocking, no timeout)."""
+    sock.setblocking(True)
+    family, peer = action.candidate
+    local = sock.getsockname()
+    if family == socket.AF_INET6 or dual_stack:
+        # Only IPv6 addresses can be IPv4-mapped: written as IPv4, as the peer's is.
+        family, local, peer = socket.AF_INET6, unmap_address(local), unmap_address(peer)
+    return Connection(sock, local, peer, family, action.attempts, action.elapsed, deadline, clock)
+
+
+def _conclude(
+    target: Target, options: Options, attempts: tuple[Attempt, ...], clock: Callable[[], float]
+) -> None:
+    """Log the attempts of a finished call and let the connection history learn."""
+    if logger.isEnabledFor(logging.DEBUG):
+        for attempt in attempts:
+            logger.debug("%s port %s: +%.3fs %s", target.host, target.port, attempt.start, attempt)
+    if options.history is not None and target.literal is None:
+        options.history.record(target.host, target.port, attempts, clock())
