@@ -72,7 +72,7 @@ def test_reasons_name_the_network_and_the_embedded_address() -> None:
     reason = PUBLIC_ONLY("64:ff9b::7f00:1")
     assert reason is not None
     assert "loopback" in reason
-    assert "(as 127.0.0.1)" in reason
+    assert "(the NAT64 form of 127.0.0.1)" in reason
 
 
 def test_allow_lists_win_over_deny_lists() -> None:
