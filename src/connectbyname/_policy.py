@@ -59,7 +59,8 @@ SPECIAL_HOSTS: Final[tuple[tuple[str, str], ...]] = (
     ("metadata.platformequinix.com", "cloud metadata service (Equinix Metal)"),
     ("metadata.packet.net", "cloud metadata service (Packet, now Equinix Metal)"),
     ("rancher-metadata", "metadata service (Rancher)"),
-    (".kubernetes.default", "Kubernetes API server (in-cluster name)"),
+    ("kubernetes.default", "Kubernetes API server (in-cluster name)"),
+    ("kubernetes.default.svc", "Kubernetes API server (in-cluster name)"),
     # Special-use domains whose names never lead to a public host.
     (".localhost", "localhost name: resolves to loopback (RFC 6761)"),
     (".local", "multicast DNS name: the local link (RFC 6762)"),
@@ -209,7 +210,7 @@ class _Table:
         points.update(bound for start, end, *_ in denied for bound in (start, end))
         points.update(bound for start, end, *_ in forms for bound in (start, end))
         points.discard(space)
-        embedded: dict[tuple[str, str | None], _Embedded] = {}
+        embedded: dict[tuple[str, Callable[[int], tuple[int, ...]], str | None], _Embedded] = {}
         starts: list[int] = []
         verdicts: list[_Verdict] = []
         for point in sorted(points):
@@ -228,7 +229,7 @@ class _Table:
                 )  # fmt: skip
                 if form is not None:
                     _, _, _, name, decode = forms[form[1]]
-                    key = (name, verdict)
+                    key = (name, decode, verdict)
                     if key not in embedded:
                         embedded[key] = _Embedded(name, decode, verdict)
                     verdict = embedded[key]
