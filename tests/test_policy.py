@@ -113,9 +113,7 @@ def test_reasons_name_the_network_and_the_embedded_address() -> None:
     )
     assert PUBLIC_ONLY("3fff::1") == "documentation: 3fff::/20"
     assert PUBLIC_ONLY("::1:0:0:1") == "reserved by IETF: ::/8"
-    assert PUBLIC_ONLY("2002:808:808::1") == (
-        "6to4 (deprecated transition mechanism): 2002::/16 (carrying 8.8.8.8)"
-    )
+    assert PUBLIC_ONLY("2002:808:808::1") == ("6to4 tunnel: 2002::/16 (carrying 8.8.8.8)")
 
 
 def test_text_that_is_no_ip_address_is_refused() -> None:
@@ -290,6 +288,17 @@ def test_a_declared_nat64_prefix_still_refuses_private_addresses() -> None:
     for bad in ("2001:db8::/33", "10.0.0.0/8", "2001:db8::/128"):
         with pytest.raises(ValueError, match="NAT64 prefix"):
             AddressPolicy(nat64_prefixes=[bad])
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_the_most_specific_declared_nat64_prefix_decodes(order: int) -> None:
+    prefixes = ["2001:db8:122::/48", "2001:db8:122:344::/96"][::order]
+    address = "2001:db8:122:344::192.0.2.33"  # read at /48: 3.68.0.0, a public address
+    carried = embedded_ipv4s(ipaddress.IPv6Address(address), prefixes)
+    assert carried == (ipaddress.IPv4Address("192.0.2.33"),)
+    assert PUBLIC_ONLY.replace(nat64_prefixes=prefixes)(address) == (
+        "documentation (TEST-NET-1): 192.0.2.0/24 (the NAT64 form of 192.0.2.33)"
+    )
 
 
 def test_only_the_96_form_of_the_local_use_prefix_is_decoded() -> None:

@@ -149,7 +149,7 @@ def _rfc6052(length: int) -> Callable[[int], tuple[int, ...]]:
 # the IPv4-compatible one leaves out :: and ::1, which are themselves).
 _BUILTIN_FORMS: Final[tuple[tuple[int, int, str, Callable[[int], tuple[int, ...]]], ...]] = (
     (2, 1 << 32, "IPv4-compatible", _low32),
-    (0xFFFF << 32, 0x1_0000_0000_0000, "IPv4-mapped", _low32),
+    (0xFFFF << 32, (0xFFFF << 32) + (1 << 32), "IPv4-mapped", _low32),
     (0xFFFF << 48, (0xFFFF << 48) + (1 << 32), "IPv4-translated", _low32),
     (0x64FF9B << 96, (0x64FF9B << 96) + (1 << 32), "NAT64", _low32),
     (0x64FF9B0001 << 80, (0x64FF9B0001 << 80) + (1 << 32), "local-use NAT64", _low32),
@@ -169,10 +169,12 @@ def embedded_ipv4s(
     if address.version == 4:
         return ()
     value = int(address)
-    for network in (_nat64_network(prefix) for prefix in nat64_prefixes):
-        if int(network.network_address) <= value <= int(network.broadcast_address):
-            decoded = _rfc6052(network.prefixlen)(value)
-            return tuple(ipaddress.IPv4Address(v4) for v4 in decoded)
+    declared = [_nat64_network(prefix) for prefix in nat64_prefixes]
+    containing = [n for n in declared if address in n]
+    if containing:
+        # As in AddressPolicy: the most specific declared prefix, over any built-in form.
+        network = max(containing, key=lambda n: n.prefixlen)
+        return tuple(ipaddress.IPv4Address(v4) for v4 in _rfc6052(network.prefixlen)(value))
     for start, end, _form, decode in _BUILTIN_FORMS:
         if start <= value < end:
             return tuple(ipaddress.IPv4Address(v4) for v4 in decode(value))
@@ -415,7 +417,8 @@ class AddressPolicy:
             # Declared prefixes are exempt from `deny` (the address is judged by the IPv4
             # address it carries) and win over a built-in form they overlap.
             denied[6].append((*_span(network), network.prefixlen, None))
-            forms.append((*_span(network), 200, "NAT64", _rfc6052(network.prefixlen)))
+            specificity = 200 + network.prefixlen
+            forms.append((*_span(network), specificity, "NAT64", _rfc6052(network.prefixlen)))
         return (
             _Table(_V4_SPACE, allowed[4], denied[4], []),
             _Table(_V6_SPACE, allowed[6], denied[6], forms),

@@ -134,9 +134,11 @@ IPV4_SPECIAL: Final[tuple[Block, ...]] = (
 # fmt: on
 
 _EMBEDS = "judged as the IPv4 address it carries"
-_TRANSITION = (
-    "a deprecated transition mechanism: traffic goes through whichever relay is nearest, "
-    "to the IPv4 address it carries; refused whatever that address is"
+_TUNNEL = (
+    "Globally Reachable N/A: a tunnel through whichever relay the route to the prefix "
+    "reaches, towards the IPv4 address(es) the address carries; a relay inside a network "
+    "can reach its private IPv4, and the mechanism is all but unused today, so refused "
+    "whatever it carries (RFC 7526 deprecated only 6to4's anycast relays, not 2002::/16)"
 )
 
 #: The IANA IPv6 Special-Purpose Address Registry, every row (25).
@@ -165,7 +167,7 @@ IPV6_SPECIAL: Final[tuple[Block, ...]] = (
     Block(("2001::/23",), "IETF Protocol Assignments", "RFC 2928", F, F, F, F, "refuse",
           "IETF protocol assignments", _NOT_GLOBAL),
     Block(("2001::/32",), "TEREDO", "RFC 4380, RFC 8190", T, T, T, NA, "refuse",
-          "Teredo (deprecated transition mechanism)", _TRANSITION),
+          "Teredo tunnel", _TUNNEL),
     Block(("2001:1::1/128",), "Port Control Protocol Anycast", "RFC 7723", T, T, T, T,
           "refuse", "Port Control Protocol anycast",
           f"{_ANYCAST}; the nearest PCP server controls the network's NAT"),
@@ -192,7 +194,7 @@ IPV6_SPECIAL: Final[tuple[Block, ...]] = (
     Block(("2001:db8::/32",), "Documentation", "RFC 3849", F, F, F, F, "refuse",
           "documentation", _DOCUMENTATION),
     Block(("2002::/16",), "6to4", "RFC 3056", T, T, T, NA, "refuse",
-          "6to4 (deprecated transition mechanism)", _TRANSITION),
+          "6to4 tunnel", _TUNNEL),
     Block(("2620:4f:8000::/48",), "Direct Delegation AS112 Service", "RFC 7534", T, T, T, T,
           "refuse", "AS112 DNS sink (anycast)",
           f"{_ANYCAST}; RFC 7534 lets operators run AS112 nodes inside their networks"),
@@ -273,7 +275,7 @@ EXTRA: Final[tuple[Block, ...]] = (
           "DNS, DHCP, health probes): never a destination for a user's URL"),
     Block(("::/96",), "IPv4-compatible Address (deprecated)", "RFC 4291, Section 2.5.5.1",
           NA, NA, NA, NA, "embedded", "IPv4-compatible",
-          f"{_EMBEDS} (:: and ::1 are themselves); Linux's sit driver still tunnels "
+          f"{_EMBEDS} (:: and ::1 are themselves): a Linux sit tunnel can still send "
           "::a.b.c.d to a.b.c.d"),
     Block(("::ffff:0:0:0/96",), "IPv4-translated Address (SIIT)",
           "RFC 2765 Section 2.1, RFC 6052, RFC 7915", NA, NA, NA, NA, "embedded",
