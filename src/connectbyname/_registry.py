@@ -1,14 +1,10 @@
 """IANA's address registries as data, with what `PUBLIC_ONLY` does with each entry.
 
-Transcribed from the IANA IPv4 and IPv6 Special-Purpose Address Registries (both last
-updated 2025-10-09) and the IANA IPv6 Address Space registry (last updated 2025-10-23),
-every row, in the registries' own order and with their own names and references. Two
-copies were compared: a row-by-row transcription of the registries' CSV exports
-(retrieved 2026-07-27, which gives the dates above) and a copy of the IPv6 registry's XML
-(updated 2025-10-09); CPython's ``ipaddress`` tables (main branch) agree on every row
-they carry, and lag on 2001:1::3/128, 100:0:0:1::/64 and 5f00::/16. A registry update
-means: transcribe the new rows here, update the date and count, and run
-``tests/test_registry.py``, which judges every entry.
+Every row of the IANA IPv4 and IPv6 Special-Purpose Address Registries (both of
+2025-10-09) and of the IANA IPv6 Address Space registry (2025-10-23), in the registries'
+own order, with their own names, references and flags. A registry update means:
+transcribe the new rows here, update the date and the count in ``tests/test_registry.py``,
+and run it: it judges every entry.
 
 The flags are the registry's: ``None`` where it says "N/A" (Teredo's and 6to4's Globally
 Reachable) or leaves the cell blank (the terminated rows). ``decision`` is ours:
@@ -25,6 +21,16 @@ The most specific entry containing an address decides (``2001:1::1/128`` inside
 from __future__ import annotations
 
 from typing import Final, Literal, NamedTuple
+
+# Sources, compared row by row: a public repository's transcription of the three
+# registries' CSV exports (retrieved 2026-07-27; it gives the versions above and every
+# flag); the header of a mirrored copy of the IPv6 registry's XML (updated 2025-10-09);
+# other projects' transcriptions of the same rows (an OCaml and a Python list of all 25
+# IPv6 and IPv4 rows, a TypeScript guard's Globally Reachable value for each IPv4 row,
+# and a reference document giving the IPv6 flags; one guard has Source=False for
+# 100:0:0:1::/64, the others and RFC 9780's purpose, a source address, say True); and
+# CPython's ipaddress (main branch), whose is_global follows the same registries and
+# agrees on every block it lists, lagging on 2001:1::3/128, 100:0:0:1::/64 and 5f00::/16.
 
 Decision = Literal["refuse", "embedded", "allow"]
 
