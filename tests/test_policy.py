@@ -217,7 +217,7 @@ def test_no_spelling_of_a_denied_address_gets_through(
 
 @settings(max_examples=300, deadline=None)
 @given(address=public_v4, form=st.sampled_from(sorted(FORMS)))
-def test_a_public_address_is_allowed_in_every_form_but_the_deprecated_tunnels(
+def test_a_public_address_is_allowed_in_every_form_but_the_tunnels(
     address: ipaddress.IPv4Address, form: str
 ) -> None:
     refused_outright = FORMS[form][1]
