@@ -432,20 +432,22 @@ def test_a_plain_callable_is_still_a_policy() -> None:
         return "odd" if ip.endswith(("1", "3")) else None
 
     planner = Planner(
-        now=0.0,
-        timeout=None,
-        attempt_delay=0.25,
-        nodename="plain.test",
-        servicename=80,
-        port=80,
-        policy=refuse_odd,
+        0.0,
+        parse_target("plain.test", 80),
+        check_options(policy=refuse_odd),
+        check_call(None),
+        lookups=(socket.AF_UNSPEC,),
     )
     planner.lookup_done(
-        0.0, [(socket.AF_INET, ("192.0.2.1", 80)), (socket.AF_INET, ("192.0.2.2", 80))]
+        0.0,
+        [
+            Candidate(socket.AF_INET, ("192.0.2.1", 80)),
+            Candidate(socket.AF_INET, ("192.0.2.2", 80)),
+        ],
     )
     action = planner.next_action(0.0)
     assert isinstance(action, Start)
-    assert action.candidate[1][0] == "192.0.2.2"
+    assert action.candidate.address[0] == "192.0.2.2"
 
 
 @settings(max_examples=200, deadline=None)

@@ -27,17 +27,27 @@ from ._info import (
     format_address,
 )
 from ._parse import DEFAULT_ATTEMPT_DELAY, DEFAULT_RESOLUTION_DELAY, EngineOptions
-from ._policy import PUBLIC_ONLY, SPECIAL_NETWORKS, AddressPolicy, Policy
+from ._policy import (
+    BAD_PORTS,
+    PUBLIC_ONLY,
+    SPECIAL_HOSTS,
+    SPECIAL_NETWORKS,
+    AddressPolicy,
+    Policy,
+    embedded_ipv4s,
+)
 from ._resolve import Resolver
 from ._sync import connect_by_name, connect_socket_by_name
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BAD_PORTS",
     "DEFAULT_ATTEMPT_DELAY",
     "DEFAULT_HISTORY",
     "DEFAULT_RESOLUTION_DELAY",
     "PUBLIC_ONLY",
+    "SPECIAL_HOSTS",
     "SPECIAL_NETWORKS",
     "Address",
     "AddressDeniedError",
@@ -65,5 +75,6 @@ __all__ = [
     "connect_by_name",
     "connect_socket_by_name",
     "connection_info",
+    "embedded_ipv4s",
     "format_address",
 ]
