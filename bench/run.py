@@ -41,7 +41,8 @@ import anyio
 import anyio.abc
 
 from connectbyname import aconnect_by_name, connect_by_name
-from connectbyname._demo import (
+from connectbyname._resolve import cannot_hang
+from connectbyname.demo._demo import (
     ATTEMPT_DELAY,
     LABELS,
     RUNNERS,
@@ -52,7 +53,7 @@ from connectbyname._demo import (
     open_sync,
     run_async,
 )
-from connectbyname._loopback import (
+from connectbyname.testing import (
     Blackhole,
     GetAddrInfo,
     HTTPServer,
@@ -61,7 +62,6 @@ from connectbyname._loopback import (
     localhost_fallback,
     patch_getaddrinfo,
 )
-from connectbyname._resolve import cannot_hang
 
 HERE = Path(__file__).resolve().parent
 SYNC = ("urllib3", "requests", "httpx")

@@ -1,7 +1,7 @@
 """Shared fixtures: loopback servers, TLS material, proxies and a fake resolver.
 
 Everything listens on and connects to 127.0.0.1 / ::1 only. The building blocks
-live in ``connectbyname._loopback`` (standard library only, also used by the
+live in ``connectbyname.testing`` (standard library only, also used by the
 offline demo and the benchmarks); this file wraps them as pytest fixtures.
 """
 
@@ -23,7 +23,7 @@ import pytest
 import trustme
 
 from connectbyname import DEFAULT_HISTORY
-from connectbyname._loopback import (
+from connectbyname.testing import (
     DualStack,
     HTTPServer,
     ProxyServer,

@@ -29,7 +29,7 @@ from connectbyname import (
     TimedOutError,
     aconnect_by_name,
 )
-from connectbyname._loopback import (
+from connectbyname.testing import (
     DualStack,
     StaticResolver,
     blackholed_everywhere,

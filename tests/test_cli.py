@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 
-from connectbyname._loopback import Blackhole
+from connectbyname.testing import Blackhole
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

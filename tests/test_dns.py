@@ -34,8 +34,8 @@ from connectbyname import (
     aconnect_by_name,
     connect_by_name,
 )
-from connectbyname._loopback import HTTPServer
 from connectbyname.dns import DNSResolver
+from connectbyname.testing import HTTPServer
 
 ZONE = "example.test."
 NAME = "www.example.test"

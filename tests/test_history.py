@@ -18,7 +18,7 @@ from connectbyname import (
     TimedOutError,
     connect_by_name,
 )
-from connectbyname._loopback import Blackhole, StaticResolver, no_fd_leak
+from connectbyname.testing import Blackhole, StaticResolver, no_fd_leak
 
 V6 = ("::1", 80, 0, 0)
 V4 = ("127.0.0.1", 80)

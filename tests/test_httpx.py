@@ -24,11 +24,6 @@ import httpcore
 import httpx
 import pytest
 import trustme
-from connectbyname.adapters.httpx import (
-    AsyncConnectByNameTransport,
-    ConnectByNameAddressDeniedError,
-    ConnectByNameTransport,
-)
 
 from connectbyname import (
     SPECIAL_NETWORKS,
@@ -41,7 +36,12 @@ from connectbyname import (
     TimedOutError,
     connection_info,
 )
-from connectbyname._loopback import (
+from connectbyname.adapters.httpx import (
+    AsyncConnectByNameTransport,
+    ConnectByNameAddressDeniedError,
+    ConnectByNameTransport,
+)
+from connectbyname.testing import (
     DualStack,
     HTTPServer,
     ProxyServer,

@@ -17,7 +17,7 @@ import pytest
 import requests
 import urllib3
 
-from connectbyname._loopback import (
+from connectbyname.testing import (
     Blackhole,
     DualStack,
     HTTPServer,

@@ -21,10 +21,10 @@ from connectbyname import (
     connect_by_name,
 )
 from connectbyname._info import Candidate
-from connectbyname._loopback import StaticResolver
 from connectbyname._parse import check_call, check_options, parse_target
 from connectbyname._plan import Failed, Planner, Start
 from connectbyname._policy import BAD_PORTS, SPECIAL_HOSTS, embedded_ipv4s
+from connectbyname.testing import StaticResolver
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,6 @@ import anyio
 import pytest
 import requests
 import urllib3
-from connectbyname.adapters import urllib3 as cbn_urllib3
-from connectbyname.adapters.requests import Session
 
 from connectbyname import (
     ConnectByNameError,
@@ -30,7 +28,9 @@ from connectbyname import (
     connect_by_name,
     connection_info,
 )
-from connectbyname._loopback import (
+from connectbyname.adapters import urllib3 as cbn_urllib3
+from connectbyname.adapters.requests import Session
+from connectbyname.testing import (
     Blackhole,
     HTTPServer,
     StaticResolver,

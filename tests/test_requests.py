@@ -15,12 +15,6 @@ import pytest
 import requests
 import trustme
 import urllib3.connectionpool
-from connectbyname.adapters import urllib3 as cbn_urllib3
-from connectbyname.adapters.requests import (
-    ConnectByNameAdapter,
-    ConnectByNameAddressDeniedError,
-    Session,
-)
 from urllib3.util.retry import Retry
 
 from connectbyname import (
@@ -33,7 +27,13 @@ from connectbyname import (
     TimedOutError,
     connection_info,
 )
-from connectbyname._loopback import (
+from connectbyname.adapters import urllib3 as cbn_urllib3
+from connectbyname.adapters.requests import (
+    ConnectByNameAdapter,
+    ConnectByNameAddressDeniedError,
+    Session,
+)
+from connectbyname.testing import (
     DualStack,
     HTTPServer,
     ProxyServer,

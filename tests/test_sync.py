@@ -29,7 +29,7 @@ from connectbyname import (
     connect_by_name,
     connect_socket_by_name,
 )
-from connectbyname._loopback import Blackhole, StaticResolver, no_fd_leak, refused_port
+from connectbyname.testing import Blackhole, StaticResolver, no_fd_leak, refused_port
 
 # Generous bounds: they must hold on a loaded 2-core machine.
 SLACK = 0.5

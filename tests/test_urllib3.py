@@ -14,7 +14,6 @@ import trustme
 import urllib3
 import urllib3.connectionpool
 import urllib3.poolmanager
-from connectbyname.adapters import urllib3 as cbn
 from urllib3.exceptions import (
     ConnectTimeoutError,
     MaxRetryError,
@@ -35,7 +34,8 @@ from connectbyname import (
     TimedOutError,
     connection_info,
 )
-from connectbyname._loopback import (
+from connectbyname.adapters import urllib3 as cbn
+from connectbyname.testing import (
     DualStack,
     HTTPServer,
     ProxyServer,

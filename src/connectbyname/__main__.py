@@ -1,7 +1,10 @@
-"""``python -m connectbyname``: the command-line tool."""
+"""``python -m connectbyname``: the ``connectbyname`` command (the demo included).
+
+An entry point, like the console script: nothing imports it, so it may start at the
+top of the import graph (`connectbyname.demo.command`)."""
 
 import sys
 
-from ._cli import main
+from .demo import command
 
-sys.exit(main())
+sys.exit(command())

@@ -8,10 +8,10 @@ import json
 import socket
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ._errors import ConnectByNameError, InvalidParameterError
 from ._info import Attempt, Connection, format_address
-from ._loopback import StaticResolver
 from ._policy import PUBLIC_ONLY
 from ._resolve import Resolver
 from ._sync import connect_by_name
@@ -77,25 +77,46 @@ def _delay(text: str) -> float | None:
 
 
 def _resolver(entries: list[str], parser: argparse.ArgumentParser) -> Resolver:
-    table: dict[str, list[str]] = {}
+    """A resolver answering each ``NAME=ADDR[,ADDR...]`` from the table (as curl's
+    ``--resolve`` does) and every other name with the system's."""
+    table: dict[str, list[tuple[socket.AddressFamily, str]]] = {}
     for entry in entries:
         name, sep, addresses = entry.partition("=")
         if not sep or not name or not addresses:
             parser.error(f"--resolve wants NAME=ADDR[,ADDR...], not {entry!r}")
-        table[name] = [a.strip("[] ") for a in addresses.split(",")]
-    try:
-        return StaticResolver(table, fallback=socket.getaddrinfo, record_calls=False)
-    except (OSError, ValueError) as exc:
-        parser.error(f"--resolve: {exc}")
+        literals = []
+        for text in addresses.split(","):
+            address = text.strip().removeprefix("[").removesuffix("]")
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            try:
+                socket.inet_pton(family, address.partition("%")[0])
+            except OSError:
+                parser.error(f"--resolve: {text!r} is not an IP address")
+            literals.append((family, address))
+        table[name.lower().rstrip(".")] = literals
+
+    def resolve(host: str, port: int, family: int = 0, *rest: object) -> list[Any]:
+        literals = table.get(host.lower().rstrip("."))
+        if literals is None:
+            return socket.getaddrinfo(host, port, family, *rest)  # type: ignore[arg-type]
+        return [
+            (
+                fam,
+                socket.SOCK_STREAM,
+                socket.IPPROTO_TCP,
+                "",
+                (a, port) if fam == socket.AF_INET else (a, port, 0, 0),
+            )
+            for fam, a in literals
+            if family in (socket.AF_UNSPEC, fam)
+        ]
+
+    return resolve
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the tool; returns the exit status (0 connected, 1 failed, 2 usage error)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["demo"]:
-        from ._demo import main as demo_main
-
-        return demo_main(args_list[1:])
     parser = _parser()
     try:
         args = parser.parse_args(args_list)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import socket
 import sys
 import threading
@@ -28,9 +27,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from ._cli import print_timeline
-from ._info import Address, Attempt, ConnectionInfo, connection_info, format_address
-from ._loopback import (
+from .._cli import print_timeline
+from .._info import Address, Attempt, ConnectionInfo, connection_info, format_address
+from ..testing import (
     DualStack,
     ScenarioKind,
     StaticResolver,
@@ -62,14 +61,6 @@ CLIENTS: tuple[tuple[str, str, str], ...] = (
 ENGINE = "socket"
 LABELS = {ENGINE: "socket", **{key: label for key, label, _ in CLIENTS}}
 RUNNERS = {ENGINE: "sync", **{key: runner for key, _, runner in CLIENTS}}
-
-_ADAPTER_MODULE = {
-    "urllib3": "connectbyname.adapters.urllib3",
-    "requests": "connectbyname.adapters.requests",
-    "httpx": "connectbyname.adapters.httpx",
-    "httpx-asyncio": "connectbyname.adapters.httpx",
-    "httpx-trio": "connectbyname.adapters.httpx",
-}
 
 
 class Unavailable(Exception):
@@ -103,18 +94,36 @@ class AsyncClient(Protocol):
 
 def adapter(key: str) -> Any:
     """The connectbyname adapter module for client ``key``; `Unavailable` if missing."""
-    name = _ADAPTER_MODULE[key]
     try:
-        return importlib.import_module(name)
+        if key == "urllib3":
+            from ..adapters import urllib3 as module
+        elif key == "requests":
+            from ..adapters import requests as module  # type: ignore[no-redef]
+        else:
+            from ..adapters import httpx as module  # type: ignore[no-redef]
     except ImportError as exc:
-        raise Unavailable(f"{name} cannot be imported: {exc}") from exc
+        raise Unavailable(str(exc)) from exc
+    return module
 
 
 def _client_module(name: str) -> Any:
+    """The client library ``name``; `Unavailable`, with the command that installs it,
+    if it is missing."""
     try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        raise Unavailable(f"{name} not installed") from exc
+        if name == "urllib3":
+            import urllib3 as module
+        elif name == "requests":
+            import requests as module  # type: ignore[no-redef]
+        elif name == "httpx":
+            import httpx as module  # type: ignore[no-redef]
+        else:
+            import trio as module  # type: ignore[no-redef]
+    except ImportError:
+        extra = "all" if name == "trio" else name
+        raise Unavailable(
+            f"{name} is not installed: pip install 'connectbyname[{extra}]'"
+        ) from None
+    return module
 
 
 def _info(response: object) -> ConnectionInfo | None:
@@ -275,7 +284,7 @@ class _Socket:
         host, port = parts.hostname or "", parts.port or 80
         info = None
         if self._adapted:
-            from ._sync import connect_by_name
+            from .._sync import connect_by_name
 
             connection = connect_by_name(
                 host, port, timeout=self._connect_timeout, attempt_delay=ATTEMPT_DELAY

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, Protocol, Self, TypeAlias
 from urllib.parse import parse_qs, urlsplit
 
-from ._resolve import getaddrinfo_port
+from .._resolve import getaddrinfo_port
 
 __all__ = [
     "HELLO_BODY",
