@@ -106,8 +106,10 @@ class Scenario:
     def target(self) -> Target:
         return parse_target(self.nodename, PORT)
 
-    def engine(self) -> Options:
+    def engine(self, listener: object = None) -> Options:
         options = dict(self.options)
+        if listener is not None:
+            options["listener"] = listener
         if self.history is not None:
             options["history"] = self._seeded_history()
         else:
@@ -349,7 +351,7 @@ def _finish(
         assert all(s.closed for s in world.sockets.values())
 
 
-def run_sync(scenario: Scenario) -> Trace:
+def run_sync(scenario: Scenario, listener: object = None) -> Trace:
     from connectbyname._sync import drive
 
     world = World(scenario)
@@ -357,7 +359,7 @@ def run_sync(scenario: Scenario) -> Trace:
     try:
         connection = drive(
             scenario.target(),
-            scenario.engine(),
+            scenario.engine(listener),
             scenario.call(),
             clock=world.clock,
             poller=poller,  # type: ignore[arg-type]
@@ -372,7 +374,7 @@ def run_sync(scenario: Scenario) -> Trace:
     return world.trace
 
 
-async def run_async(scenario: Scenario) -> Trace:
+async def run_async(scenario: Scenario, listener: object = None) -> Trace:
     from connectbyname._async import adrive
 
     world = World(scenario)
@@ -385,7 +387,7 @@ async def run_async(scenario: Scenario) -> Trace:
     try:
         connection = await adrive(
             scenario.target(),
-            scenario.engine(),
+            scenario.engine(listener),
             scenario.call(),
             clock=world.clock,
             net=FakeNet(world),

@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from connectbyname import Outcome
+from connectbyname import EventListener, Outcome
 
 from .scenarios import (
     HANG,
@@ -314,3 +314,56 @@ def test_sync_driver(scenario: Scenario) -> None:
 @pytest.mark.anyio
 async def test_async_driver(scenario: Scenario) -> None:
     (await run_async(scenario)).check(scenario)
+
+
+class Recorder(EventListener):
+    """Every event, as (method, its fields but the records' durations)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+
+    def __getattribute__(self, name: str) -> object:
+        if name.endswith(("_started", "_finished")):
+            return lambda event: self.events.append((name, event))
+        return super().__getattribute__(name)
+
+
+def check_events(scenario: Scenario, recorder: Recorder) -> None:
+    events = recorder.events
+    names = [name for name, _ in events]
+    assert names[0] == "connect_started"
+    assert names[-1] == "connect_finished"
+    started = {e.attempt: i for i, (n, e) in enumerate(events) if n == "attempt_started"}  # type: ignore[attr-defined]
+    finished = {e.attempt: i for i, (n, e) in enumerate(events) if n == "attempt_finished"}  # type: ignore[attr-defined]
+    if scenario.sockets:  # else each attempt starts and ends at once, without a connect
+        assert [
+            (round(events[i][1].elapsed, 9), events[i][1].address)  # type: ignore[attr-defined]
+            for i in started.values()
+        ] == [(round(t, 9), c.address) for t, c in scenario.starts]
+    # Every attempt record ends exactly once, after it started (skipped and denied ones
+    # end without starting).
+    assert (
+        names.count("attempt_finished")
+        == len(finished)
+        == (len(scenario.outcomes) or len(finished))
+    )
+    assert all(started[n] < finished[n] for n in started)
+    assert names.count("lookup_started") == len(scenario.answers)
+    assert names.count("lookup_finished") <= len(scenario.answers)
+
+
+def test_sync_and_async_tell_the_same_events_in_the_same_order(scenario: Scenario) -> None:
+    import anyio
+
+    sync, asynchronous = Recorder(), Recorder()
+    run_sync(scenario, sync)
+    check_events(scenario, sync)
+    anyio.run(run_async, scenario, asynchronous)
+    assert [(n, _comparable(e)) for n, e in sync.events] == [
+        (n, _comparable(e)) for n, e in asynchronous.events
+    ]
+
+
+def _comparable(event: object) -> object:
+    # As text: errors compare by identity, and two runs make two of each.
+    return repr(event)

@@ -15,6 +15,15 @@ from ._errors import (
     RefusedError,
     TimedOutError,
 )
+from ._events import (
+    AttemptFinished,
+    AttemptStarted,
+    ConnectFinished,
+    ConnectStarted,
+    EventListener,
+    LookupFinished,
+    LookupStarted,
+)
 from ._history import DEFAULT_HISTORY, ConnectionHistory
 from ._info import (
     Address,
@@ -54,14 +63,21 @@ __all__ = [
     "AddressPolicy",
     "AsyncConnection",
     "Attempt",
+    "AttemptFinished",
+    "AttemptStarted",
     "Candidate",
     "ConnectByNameError",
+    "ConnectFinished",
+    "ConnectStarted",
     "Connection",
     "ConnectionHistory",
     "ConnectionInfo",
     "EngineOptions",
+    "EventListener",
     "HostUnreachableError",
     "InvalidParameterError",
+    "LookupFinished",
+    "LookupStarted",
     "NameResolutionError",
     "NotASocketError",
     "OutOfResourcesError",

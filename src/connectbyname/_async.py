@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConnectByNameError
+from ._events import EventListener
 from ._history import ConnectionHistory
 from ._info import Address, Attempt, Connection
 from ._parse import (
@@ -108,6 +109,7 @@ async def aconnect_by_name(
     resolution_delay: float = DEFAULT_RESOLUTION_DELAY,
     history: ConnectionHistory | bool = True,
     policy: Policy | None = None,
+    listener: EventListener | None = None,
 ) -> AsyncConnection:
     """Resolve ``nodename`` and connect a TCP stream to it, racing its addresses.
 
@@ -141,6 +143,7 @@ async def aconnect_by_name(
         resolution_delay=resolution_delay,
         history=history,
         policy=policy,
+        listener=listener,
     )
     try:
         stream = await anyio.abc.SocketStream.from_socket(connection.socket)
@@ -298,6 +301,7 @@ async def aconnect_socket(
     resolution_delay: float = DEFAULT_RESOLUTION_DELAY,
     history: ConnectionHistory | bool = True,
     policy: Policy | None = None,
+    listener: EventListener | None = None,
 ) -> Connection:
     """`aconnect_by_name`, but the winner comes back as a plain `Connection` (its
     socket blocking, ``TCP_NODELAY`` set) for a caller that wraps it in its event
@@ -310,6 +314,7 @@ async def aconnect_socket(
         resolution_delay=resolution_delay,
         history=history,
         policy=policy,
+        listener=listener,
         nodename=nodename,
         servicename=servicename,
     )

@@ -23,6 +23,7 @@ from typing import Final, TypedDict
 import idna
 
 from ._errors import InvalidParameterError, NameResolutionError
+from ._events import EventListener
 from ._history import DEFAULT_HISTORY, ConnectionHistory
 from ._info import Candidate
 from ._policy import Policy
@@ -56,6 +57,7 @@ class EngineOptions(TypedDict, total=False):
     resolution_delay: float
     history: ConnectionHistory | bool
     policy: Policy | None
+    listener: EventListener | None
 
 
 #: The names of `EngineOptions`.
@@ -85,6 +87,7 @@ class Options:
     resolution_delay: float = DEFAULT_RESOLUTION_DELAY
     history: ConnectionHistory | None = DEFAULT_HISTORY
     policy: Policy | None = None
+    listener: EventListener | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +300,7 @@ def check_options(
     resolution_delay: object = DEFAULT_RESOLUTION_DELAY,
     history: object = True,
     policy: object = None,
+    listener: object = None,
     nodename: object = None,
     servicename: object = None,
 ) -> Options:
@@ -312,6 +316,7 @@ def check_options(
         and type(resolution_delay) is float
         and history is True
         and policy is None
+        and listener is None
     ):
         return DEFAULT_OPTIONS
 
@@ -342,6 +347,8 @@ def check_options(
         raise invalid("resolver must be None or a callable like socket.getaddrinfo")
     if policy is not None and not callable(policy):
         raise invalid("policy must be None or a callable such as an AddressPolicy")
+    if listener is not None and not isinstance(listener, EventListener):
+        raise invalid("listener must be None or an EventListener")
     return Options(
         delay,
         socket.AddressFamily(family),
@@ -349,6 +356,7 @@ def check_options(
         checked_delay,
         checked_history,
         policy,
+        listener,
     )
 
 

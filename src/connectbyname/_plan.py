@@ -242,6 +242,15 @@ class Planner:
         return self._target
 
     @property
+    def attempt_count(self) -> int:
+        """How many attempt records there are (skipped and denied addresses included)."""
+        return len(self._records)
+
+    def attempt(self, attempt: int) -> Attempt:
+        """The record of attempt ``attempt`` as it stands (abandoned until it ends)."""
+        return self._records[attempt].attempt(self._start)
+
+    @property
     def deadline(self) -> float | None:
         """The clock time at which the call gives up, or ``None``."""
         return None if self._deadline == math.inf else self._deadline

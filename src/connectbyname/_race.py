@@ -41,9 +41,20 @@ import socket
 from collections.abc import Callable, Generator
 from typing import Protocol
 
-from ._errors import AddressDeniedError, InvalidParameterError
+from ._errors import AddressDeniedError, ConnectByNameError, InvalidParameterError
+from ._events import (
+    AttemptFinished,
+    AttemptStarted,
+    ConnectFinished,
+    ConnectStarted,
+    EventListener,
+    LookupFinished,
+    LookupStarted,
+    record_type,
+    tell,
+)
 from ._history import NO_HINTS
-from ._info import Attempt, Connection, unmap_address
+from ._info import Attempt, Connection, ConnectionInfo, Outcome, unmap_address
 from ._parse import CallOptions, Options, Target, describe
 from ._plan import Connected, Failed, Planner, Start
 from ._resolve import Lookup, Resolver, cannot_hang, lookup_families, resolve_here
@@ -129,12 +140,17 @@ def _start_lookups(
     call: CallOptions,
     families: tuple[socket.AddressFamily, ...],
     poller: Poller,
+    *,
+    told: _Told | None,
 ) -> list[Lookup]:
     """Start the call's lookups: in this thread when nothing can make them late (one
     lookup, no deadline, a driver that may block) or they cannot hang (the hosts
     file), else through the poller, which runs them without blocking."""
     resolve = options.resolver or socket.getaddrinfo
     host, port = target.host, target.port
+    if told is not None:
+        for family in families:
+            told.lookup_started(host, family)
     if len(families) == 1 and (
         (poller.may_block and call.timeout is None) or cannot_hang(resolve, host, families[0])
     ):
@@ -186,28 +202,36 @@ def race(
     addresses (an ``into`` with ``IPV6_V6ONLY`` off). ``history_clock`` is the
     connection history's clock (`time.monotonic`) when ``clock`` is another one (an
     event loop's)."""
-    vet_target(target, options)
     now = clock()
-    families = lookup_families(target, options)
-    history = options.history
-    hints = NO_HINTS
-    if history is not None and target.literal is None:
-        hints = history.hints(
-            target.host, target.port, now if history_clock is None else history_clock()
-        )
-    planner = Planner(
-        now, target, options, call, lookups=families or (socket.AF_UNSPEC,), hints=hints
-    )
-    literal = target.literal
-    if literal is not None:
-        if options.family not in (socket.AF_UNSPEC, literal.family):
-            raise InvalidParameterError(
-                f"{target.host} is an {literal.family.name[3:]} address but the family "
-                f"asked for is {options.family.name[3:]}",
-                nodename=target.nodename,
-                servicename=target.servicename,
+    told = None if options.listener is None else _Told(options.listener, now, clock)
+    if told is not None:
+        told.connect_started(target, call)
+    try:
+        vet_target(target, options)
+        families = lookup_families(target, options)
+        history = options.history
+        hints = NO_HINTS
+        if history is not None and target.literal is None:
+            hints = history.hints(
+                target.host, target.port, now if history_clock is None else history_clock()
             )
-        planner.lookup_done(now, [literal])
+        planner = Planner(
+            now, target, options, call, lookups=families or (socket.AF_UNSPEC,), hints=hints
+        )
+        literal = target.literal
+        if literal is not None:
+            if options.family not in (socket.AF_UNSPEC, literal.family):
+                raise InvalidParameterError(
+                    f"{target.host} is an {literal.family.name[3:]} address but the family "
+                    f"asked for is {options.family.name[3:]}",
+                    nodename=target.nodename,
+                    servicename=target.servicename,
+                )
+            planner.lookup_done(now, [literal])
+    except ConnectByNameError as exc:
+        if told is not None:
+            told.connect_finished(None, exc)
+        raise
     table: Table = {}
     lookups: list[Lookup] = []
     poller_open = True
@@ -215,11 +239,13 @@ def race(
     watched: dict[int, int] = {}
     try:
         if families:
-            lookups = _start_lookups(target, options, call, families, poller)
+            lookups = _start_lookups(target, options, call, families, poller, told=told)
         while True:
             if lookups:
-                _report_lookups(planner, lookups, clock())
+                _report_lookups(planner, lookups, clock(), told)
             action = planner.next_action(clock())
+            if told is not None:
+                told.new_records(planner)
             if isinstance(action, Start):
                 sock = _start_attempt(
                     planner, action, call, table, net=net, clock=clock, dual_stack=dual_stack
@@ -228,6 +254,8 @@ def race(
                     fd = sock.fileno()
                     watched[fd] = action.attempt
                     poller.register(fd, WRITABLE)
+                elif told is not None:
+                    told.attempt_finished(planner, action.attempt)
             elif isinstance(action, Connected):
                 winner = action.attempt
                 connection = _connection(table[winner], action, planner.deadline, clock, dual_stack)
@@ -245,11 +273,17 @@ def race(
                 poller.close()
                 poller_open = False
                 _conclude(target, options, action.attempts, history_clock or clock)
+                if told is not None:
+                    told.finished(action.attempts)
+                    told.connect_finished(connection, None)
                 if winner in table:
                     del table[winner]
                 return connection
             elif isinstance(action, Failed):
                 _conclude(target, options, action.error.attempts, history_clock or clock)
+                if told is not None:
+                    told.finished(action.error.attempts)
+                    told.connect_finished(None, action.error)
                 error = action.error
                 del action
                 try:
@@ -263,7 +297,10 @@ def race(
                 now = clock()
                 for fd, _ in events:
                     if fd in watched:
-                        _report_handshake(planner, table, watched.pop(fd), poller, now)
+                        attempt = watched.pop(fd)
+                        _report_handshake(planner, table, attempt, poller, now)
+                        if told is not None:
+                            told.attempt_finished(planner, attempt)
     finally:
         # Nothing to call on the way out of a win: a call is where an interruption
         # lands, and it would replace the return (and lose the connection).
@@ -277,6 +314,88 @@ def race(
                 poller.close()
 
 
+class _Told:
+    """What a call has told its listener so far, to tell it the rest in order."""
+
+    __slots__ = ("_clock", "_lookups_started", "_running", "_seen", "_start", "listener")
+
+    def __init__(self, listener: EventListener, start: float, clock: Callable[[], float]) -> None:
+        self.listener = listener
+        self._start = start
+        self._clock = clock
+        self._seen = 0  # attempt records told about
+        self._running: set[int] = set()
+        self._lookups_started: dict[socket.AddressFamily, float] = {}
+
+    def _elapsed(self) -> float:
+        return self._clock() - self._start
+
+    def connect_started(self, target: Target, call: CallOptions) -> None:
+        tell(
+            self.listener, "connect_started", ConnectStarted(target.host, target.port, call.timeout)
+        )
+
+    def lookup_started(self, host: str, family: socket.AddressFamily) -> None:
+        elapsed = self._elapsed()
+        self._lookups_started[family] = elapsed
+        tell(
+            self.listener,
+            "lookup_started",
+            LookupStarted(host, family, record_type(family), elapsed),
+        )
+
+    def lookup_finished(self, host: str, lookup: Lookup, now: float) -> None:
+        elapsed = now - self._start
+        began = self._lookups_started.get(lookup.family, 0.0)
+        event = LookupFinished(
+            host,
+            lookup.family,
+            record_type(lookup.family),
+            elapsed,
+            elapsed - began,
+            tuple(lookup.candidates),
+            lookup.error,
+        )
+        tell(self.listener, "lookup_finished", event)
+
+    def new_records(self, planner: Planner) -> None:
+        """The planner's new records: skipped and denied addresses end at once, a
+        started attempt begins."""
+        while self._seen < planner.attempt_count:
+            number = self._seen
+            self._seen += 1
+            record = planner.attempt(number)
+            if record.outcome in (Outcome.SKIPPED, Outcome.DENIED):
+                tell(
+                    self.listener, "attempt_finished", AttemptFinished(number, record, record.start)
+                )
+            else:
+                self._running.add(number)
+                event = AttemptStarted(number, record.address, record.family, record.start)
+                tell(self.listener, "attempt_started", event)
+
+    def attempt_finished(self, planner: Planner, number: int) -> None:
+        if number in self._running:
+            self._running.discard(number)
+            record = planner.attempt(number)
+            event = AttemptFinished(number, record, record.start + record.duration)
+            tell(self.listener, "attempt_finished", event)
+
+    def finished(self, attempts: tuple[Attempt, ...]) -> None:
+        """The call is over: the attempts still running were abandoned or timed out."""
+        for number in sorted(self._running):
+            record = attempts[number]
+            event = AttemptFinished(number, record, record.start + record.duration)
+            tell(self.listener, "attempt_finished", event)
+        self._running.clear()
+
+    def connect_finished(
+        self, connection: Connection | None, error: ConnectByNameError | None
+    ) -> None:
+        info = None if connection is None else ConnectionInfo.of(connection)
+        tell(self.listener, "connect_finished", ConnectFinished(self._elapsed(), info, error))
+
+
 def _close_all(table: Table, lookups: list[Lookup], poller: Poller) -> None:
     while table:
         attempt = next(iter(table))
@@ -287,10 +406,14 @@ def _close_all(table: Table, lookups: list[Lookup], poller: Poller) -> None:
         lookups.pop()
 
 
-def _report_lookups(planner: Planner, lookups: list[Lookup], now: float) -> None:
+def _report_lookups(
+    planner: Planner, lookups: list[Lookup], now: float, told: _Told | None
+) -> None:
     """Tell the planner about every finished lookup, and drop those from ``lookups``."""
     for lookup in [lookup for lookup in lookups if lookup.done()]:
         lookups.remove(lookup)
+        if told is not None:
+            told.lookup_finished(planner.target.host, lookup, now)
         if lookup.error is not None:
             planner.lookup_failed(now, lookup.error, lookup.family)
         else:

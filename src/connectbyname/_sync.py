@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from ._errors import InvalidParameterError, NotASocketError
+from ._events import EventListener
 from ._history import ConnectionHistory
 from ._info import Address, Connection
 from ._parse import (
@@ -228,6 +229,7 @@ def connect_by_name(
     resolution_delay: float = DEFAULT_RESOLUTION_DELAY,
     history: ConnectionHistory | bool = True,
     policy: Policy | None = None,
+    listener: EventListener | None = None,
 ) -> Connection:
     """Resolve ``nodename`` and connect a TCP socket to it, racing its addresses.
 
@@ -263,6 +265,7 @@ def connect_by_name(
         resolution_delay=resolution_delay,
         history=history,
         policy=policy,
+        listener=listener,
         nodename=nodename,
         servicename=servicename,
     )
@@ -315,6 +318,7 @@ def connect_socket_by_name(
     resolution_delay: float = DEFAULT_RESOLUTION_DELAY,
     history: ConnectionHistory | bool = True,
     policy: Policy | None = None,
+    listener: EventListener | None = None,
 ) -> tuple[Address, Address]:
     """Connect the caller's socket by name: the form of Windows' ``WSAConnectByName``.
 
@@ -340,6 +344,7 @@ def connect_socket_by_name(
         resolution_delay=resolution_delay,
         history=history,
         policy=policy,
+        listener=listener,
         nodename=nodename,
         servicename=servicename,
     )
