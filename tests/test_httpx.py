@@ -303,7 +303,7 @@ def test_a_silent_server_is_a_read_timeout_on_the_native_stream(
     with HTTPServer() as server:
         (response,) = fetch(mode, [f"http://127.0.0.1:{server.port}/"])
         stream = response.extensions["network_stream"]
-        expected = {"sync": "_SyncStream", "asyncio": "_AsyncStream", "trio": "_TrioStream"}
+        expected = {"sync": "SyncStream", "asyncio": "AsyncStream", "trio": "AsyncStream"}
         assert type(stream).__name__ == expected[mode]
         assert stream.get_extra_info("server_addr") == ("127.0.0.1", server.port)
 
@@ -420,8 +420,10 @@ def test_cancelled_request_mid_race_leaves_no_descriptor(backend: str) -> None:
 
 
 def test_httpx_private_pool_contract() -> None:
-    """adapters/httpx.py's _install_pool relies on this; if it fails, an httpx release
-    changed how HTTPTransport holds and uses its httpcore pool: re-check the adapter."""
+    """adapters/_httpx_pool.py relies on this (and checks it at import); if it fails, an
+    httpx release changed how HTTPTransport holds and uses its httpcore pool."""
+    from connectbyname.adapters import _httpx_pool
+
     sync, asynchronous = httpx.HTTPTransport(), httpx.AsyncHTTPTransport()
     assert type(sync._pool) is httpcore.ConnectionPool
     assert type(asynchronous._pool) is httpcore.AsyncConnectionPool
@@ -439,6 +441,20 @@ def test_httpx_private_pool_contract() -> None:
     transport = ConnectByNameTransport()
     assert type(transport._pool) is httpcore.ConnectionPool
     transport.close()
+    _httpx_pool.check_private_api()  # passes on the installed httpx
+
+
+def test_a_changed_private_api_fails_at_import_naming_the_tested_versions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from connectbyname.adapters import _httpx_pool
+
+    def handle_request(self: object, request: object) -> object:
+        return self.pool_of_a_later_release  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", handle_request)
+    with pytest.raises(ImportError, match=r"works with httpx 0\.28.*no longer uses the private"):
+        _httpx_pool.check_private_api()
 
 
 # --------------------------------------------------------------------------- address policy

@@ -1,0 +1,522 @@
+"""httpcore network backends on the connect-by-name engine, and their streams.
+
+httpcore asks its network backend for a stream (``connect_tcp``) and then reads,
+writes, upgrades it to TLS (``start_tls``) and asks it things (``get_extra_info``).
+The backends here make every connection with the engine; the streams carry it. One
+stream class per kind of I/O (a blocking socket; an event loop's stream, anyio's on
+asyncio and trio's own on trio, as stock httpx uses there), and one table
+(`translate`) turns what the I/O raises into httpcore's errors, as httpcore's own
+backends do with ``map_exceptions``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import select
+import socket
+import ssl
+import sys
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+import anyio
+import anyio.abc
+import anyio.streams.tls
+import httpcore
+import httpx
+
+from connectbyname import (
+    AddressDeniedError,
+    Attempt,
+    ConnectByNameError,
+    ConnectionInfo,
+    PolicyDenial,
+    TimedOutError,
+)
+from connectbyname._async import aconnect
+from connectbyname._info import Connection
+from connectbyname._parse import Options
+from connectbyname._sync import connect
+
+# The get_extra_info() key under which our streams hand out their _Made. Asked through
+# get_extra_info, it also reaches through httpcore's wrappers (the stream of a CONNECT
+# or an Upgrade response delegates get_extra_info to ours).
+CONNECTION_KEY = "connectbyname_connection"
+
+# httpcore's spelling of a socket option.
+SocketOption = (
+    tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+)
+
+_ENGINE_ERROR = "_connectbyname_error"
+
+
+class ConnectByNameAddressDeniedError(PolicyDenial, httpx.TransportError):
+    """The engine's address policy refused every address of the host (or the name or
+    port); ``__cause__`` is the `connectbyname.AddressDeniedError`, whose ``attempts``
+    this error offers too. Not a connect error: ``retries=`` does not retry it, since
+    the same name would be refused again. httpcore and httpx let it through as it is."""
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:  # type: ignore[override]
+        cause = self.__cause__
+        return cause.attempts if isinstance(cause, ConnectByNameError) else ()
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class _Operation(NamedTuple):
+    """httpcore's errors for one kind of operation: on a timeout, on anything else."""
+
+    timeout: type[Exception]
+    failure: type[Exception]
+
+
+READ = _Operation(httpcore.ReadTimeout, httpcore.ReadError)
+WRITE = _Operation(httpcore.WriteTimeout, httpcore.WriteError)
+CONNECT = _Operation(httpcore.ConnectTimeout, httpcore.ConnectError)
+
+
+class _Raises(NamedTuple):
+    """What an I/O library raises: on a timeout, and on a broken connection."""
+
+    timeouts: tuple[type[BaseException], ...]
+    failures: tuple[type[BaseException], ...]
+
+
+SOCKET_ERRORS = _Raises((TimeoutError,), (OSError,))
+ANYIO_ERRORS = _Raises(
+    (TimeoutError,), (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
+)
+
+
+def translate(exc: BaseException, operation: _Operation, raises: _Raises) -> BaseException:
+    """The one error table: httpcore's error for what ``operation`` raised, or ``exc``
+    itself when it is none of the library's (a cancellation, a bug)."""
+    if isinstance(exc, raises.timeouts):
+        return operation.timeout(exc)
+    if isinstance(exc, raises.failures):
+        # trio raises a bare BrokenResourceError from the error that broke the stream
+        # (a failed certificate check, a reset): say that one.
+        reason = exc.__cause__ if not str(exc) and exc.__cause__ is not None else exc
+        return operation.failure(reason)
+    return exc
+
+
+def engine_error(error: ConnectByNameError) -> Exception:
+    """The error a backend raises for the engine's, the only place it is translated:
+    httpcore's own ``ConnectTimeout``/``ConnectError``, which httpx maps and
+    ``retries=`` retries as its own, or `ConnectByNameAddressDeniedError` for a policy
+    refusal, which both let through untouched. httpcore's pool re-raises
+    ``from None``, which drops the cause, so the error also keeps the engine's under
+    ``_ENGINE_ERROR`` for `restore_cause`."""
+    failure: Exception
+    if isinstance(error, AddressDeniedError):
+        failure = ConnectByNameAddressDeniedError(str(error))
+    elif isinstance(error, TimedOutError):
+        failure = httpcore.ConnectTimeout(str(error))
+    else:
+        failure = httpcore.ConnectError(str(error))
+    setattr(failure, _ENGINE_ERROR, error)
+    return failure
+
+
+def restore_cause(exc: BaseException) -> ConnectByNameError | None:
+    """Put the engine's error back as the cause of httpx's error's cause (httpcore's),
+    and return it."""
+    for failure in (exc, exc.__cause__):
+        error = getattr(failure, _ENGINE_ERROR, None)
+        if failure is not None and error is not None:
+            failure.__cause__ = error
+            return error  # type: ignore[no-any-return]
+    return None
+
+
+# --------------------------------------------------------------------------- connections
+
+
+class Made:
+    """What the engine made, shared by a connection's plain and TLS streams: its
+    information (cached, for `connection_info` after the client is closed) and the
+    rest of its connect budget."""
+
+    __slots__ = ("_fresh", "_reused", "_uses", "connection")
+
+    def __init__(self, connection: Connection, via_proxy: bool) -> None:
+        self.connection = connection
+        self._fresh = ConnectionInfo.of(connection, via_proxy=via_proxy)
+        self._reused = dataclasses.replace(self._fresh, reused=True)
+        # next() on a count is atomic under the GIL: two threads sharing one HTTP/2
+        # connection cannot both see its first use.
+        self._uses = itertools.count()
+
+    @property
+    def info(self) -> ConnectionInfo:
+        return self._fresh
+
+    def response_info(self) -> ConnectionInfo:
+        """The info for the next response on this connection (``reused`` from the 2nd)."""
+        return self._fresh if next(self._uses) == 0 else self._reused
+
+    def tls_timeout(self, timeout: float | None) -> float | None:
+        """The TLS handshake's share of the connect timeout: what is left of it."""
+        left = self.connection.time_left()
+        if left is None:
+            return timeout
+        if left <= 0:
+            raise httpcore.ConnectTimeout("the connect timeout ran out before the TLS handshake")
+        return left if timeout is None else min(timeout, left)
+
+
+def _is_readable(sock: socket.socket | None) -> bool:
+    """Whether a read would not block (data, or the peer closed): httpcore asks before
+    reusing a kept-alive connection. A socket already closed counts as readable."""
+    if sock is None or sock.fileno() < 0:
+        return True
+    if not hasattr(select, "poll"):  # Windows
+        return bool(select.select([sock], [], [], 0)[0])
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _extra_info(info: str, made: Made, sock: socket.socket | None, ssl_object: Any) -> Any:
+    """``get_extra_info`` of every stream here."""
+    if info == CONNECTION_KEY:
+        return made
+    if info == "ssl_object":
+        return ssl_object
+    if info == "client_addr":
+        return made.info.local_address
+    if info == "server_addr":
+        return made.info.remote_address
+    if info == "socket":
+        return sock
+    if info == "is_readable":
+        return _is_readable(sock)
+    return None
+
+
+def _engine_arguments(
+    local_address: str | None, socket_options: Iterable[SocketOption] | None
+) -> dict[str, Any]:
+    return {
+        "source_address": None if local_address is None else (local_address, 0),
+        "socket_options": socket_options,
+    }
+
+
+# --------------------------------------------------------------------------- sync
+
+
+class SyncStream(httpcore.NetworkStream):
+    def __init__(self, sock: socket.socket, made: Made) -> None:
+        self._sock = sock
+        self._made = made
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            self._sock.settimeout(timeout)
+            return self._sock.recv(max_bytes)
+        except Exception as exc:
+            error = translate(exc, READ, SOCKET_ERRORS)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        try:
+            # As httpcore's own: the write timeout bounds each send, not the buffer.
+            while buffer:
+                self._sock.settimeout(timeout)
+                buffer = buffer[self._sock.send(buffer) :]
+        except Exception as exc:
+            error = translate(exc, WRITE, SOCKET_ERRORS)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            if isinstance(self._sock, ssl.SSLSocket):
+                # An SSLSocket cannot be wrapped again (HTTPS through an HTTPS proxy).
+                raise httpcore.ConnectError(
+                    "TLS inside TLS (HTTPS through an HTTPS proxy) is not supported by "
+                    "the sync transport; use an http:// proxy URL"
+                )
+            # settimeout() on the socket bounds the whole handshake, not each read.
+            self._sock.settimeout(self._made.tls_timeout(timeout))
+            tls = ssl_context.wrap_socket(self._sock, server_hostname=server_hostname)
+        except BaseException as exc:
+            self.close()
+            error = translate(exc, CONNECT, SOCKET_ERRORS)
+            if error is exc:
+                raise
+            raise error from exc
+        return SyncStream(tls, self._made)
+
+    def get_extra_info(self, info: str) -> Any:
+        # The SSLSocket has the SSLObject's methods (selected_alpn_protocol,
+        # getpeercert, version...); its inner object is private.
+        ssl_object = self._sock if isinstance(self._sock, ssl.SSLSocket) else None
+        return _extra_info(info, self._made, self._sock, ssl_object)
+
+
+class SyncBackend(httpcore.NetworkBackend):
+    def __init__(self, options: Options, via_proxy: bool) -> None:
+        self._options = options
+        self._via_proxy = via_proxy
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> httpcore.NetworkStream:
+        arguments = _engine_arguments(local_address, socket_options)
+        try:
+            conn = connect(host, port, self._options, timeout=timeout, **arguments)
+        except ConnectByNameError as exc:
+            raise engine_error(exc) from exc
+        # As httpcore's own backends: requests go out at once, not after Nagle's delay.
+        conn.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return SyncStream(conn.socket, Made(conn, self._via_proxy))
+
+    def sleep(self, seconds: float) -> None:
+        import time
+
+        time.sleep(seconds)
+
+
+# --------------------------------------------------------------------------- async
+
+
+class _EventLoopIO:
+    """How an event loop library reads, writes, times out and starts TLS: anyio's
+    (on asyncio) or trio's own."""
+
+    raises: _Raises
+
+    def fail_after(self, timeout: float | None) -> Any:
+        raise NotImplementedError
+
+    async def receive(self, stream: Any, max_bytes: int) -> bytes:
+        raise NotImplementedError
+
+    async def send(self, stream: Any, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def start_tls(
+        self, stream: Any, context: ssl.SSLContext, hostname: str | None, timeout: float | None
+    ) -> Any:
+        raise NotImplementedError
+
+    async def aclose_forcefully(self, stream: Any) -> None:
+        raise NotImplementedError
+
+    def ssl_object(self, stream: Any) -> Any:
+        raise NotImplementedError
+
+    async def astream(self, sock: socket.socket) -> Any:
+        """The library's stream over a connected socket."""
+        raise NotImplementedError
+
+
+class _AnyioIO(_EventLoopIO):
+    raises = ANYIO_ERRORS
+
+    def fail_after(self, timeout: float | None) -> Any:
+        return anyio.fail_after(timeout)
+
+    async def receive(self, stream: Any, max_bytes: int) -> bytes:
+        try:
+            data: bytes = await stream.receive(max_bytes)
+        except anyio.EndOfStream:
+            return b""
+        return data
+
+    async def send(self, stream: Any, data: bytes) -> None:
+        await stream.send(data)
+
+    async def start_tls(
+        self, stream: Any, context: ssl.SSLContext, hostname: str | None, timeout: float | None
+    ) -> Any:
+        with anyio.fail_after(timeout):
+            return await anyio.streams.tls.TLSStream.wrap(
+                stream, ssl_context=context, hostname=hostname, standard_compatible=False
+            )
+
+    async def aclose_forcefully(self, stream: Any) -> None:
+        await anyio.aclose_forcefully(stream)
+
+    def ssl_object(self, stream: Any) -> Any:
+        return stream.extra(anyio.streams.tls.TLSAttribute.ssl_object, None)
+
+    async def astream(self, sock: socket.socket) -> Any:
+        return await anyio.abc.SocketStream.from_socket(sock)
+
+
+class _TrioIO(_EventLoopIO):
+    """trio's own streams, as httpcore's trio backend (which stock httpx uses there)
+    has them: anyio's add a layer to every read and write."""
+
+    def __init__(self) -> None:
+        import trio
+
+        self._trio = trio
+        self.raises = _Raises(
+            (trio.TooSlowError,), (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+        )
+
+    def fail_after(self, timeout: float | None) -> Any:
+        return self._trio.fail_after(math.inf if timeout is None else timeout)
+
+    async def receive(self, stream: Any, max_bytes: int) -> bytes:
+        data: bytes = await stream.receive_some(max_bytes)
+        return data
+
+    async def send(self, stream: Any, data: bytes) -> None:
+        await stream.send_all(data)
+
+    async def start_tls(
+        self, stream: Any, context: ssl.SSLContext, hostname: str | None, timeout: float | None
+    ) -> Any:
+        trio = self._trio
+        # https_compatible: no close_notify expected, as anyio's standard_compatible=False.
+        tls = trio.SSLStream(stream, context, server_hostname=hostname, https_compatible=True)
+        with trio.fail_after(math.inf if timeout is None else timeout):
+            await tls.do_handshake()
+        return tls
+
+    async def aclose_forcefully(self, stream: Any) -> None:
+        await self._trio.aclose_forcefully(stream)
+
+    def ssl_object(self, stream: Any) -> Any:
+        # trio's SSLStream offers the SSLObject's methods (selected_alpn_protocol,
+        # getpeercert, version, ...) itself; the SSLObject is private to it.
+        return stream if isinstance(stream, self._trio.SSLStream) else None
+
+    async def astream(self, sock: socket.socket) -> Any:
+        trio = self._trio
+        return trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+
+
+_ANYIO_IO = _AnyioIO()
+
+
+def _event_loop_io() -> _EventLoopIO:
+    """trio's I/O inside a trio run, else anyio's (an asyncio program never imports
+    trio). ``current_trio_token`` exists in every trio release; it raises outside a
+    run."""
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            pass
+        else:
+            return _TrioIO()
+    return _ANYIO_IO
+
+
+class AsyncStream(httpcore.AsyncNetworkStream):
+    def __init__(self, io: _EventLoopIO, stream: Any, sock: socket.socket, made: Made) -> None:
+        self._io = io
+        self._stream = stream
+        self._socket = sock  # the socket under it all
+        self._made = made
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        io = self._io
+        try:
+            with io.fail_after(timeout):
+                return await io.receive(self._stream, max_bytes)
+        except Exception as exc:
+            error = translate(exc, READ, io.raises)
+            if error is exc:
+                raise
+            raise error from exc
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        io = self._io
+        try:
+            with io.fail_after(timeout):
+                await io.send(self._stream, buffer)
+        except Exception as exc:
+            error = translate(exc, WRITE, io.raises)
+            if error is exc:
+                raise
+            raise error from exc
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        io = self._io
+        try:
+            budget = self._made.tls_timeout(timeout)
+            tls = await io.start_tls(self._stream, ssl_context, server_hostname, budget)
+        except BaseException as exc:
+            # Forcefully: also when the handshake was cancelled, the socket is closed
+            # before the cancellation goes on.
+            await io.aclose_forcefully(self._stream)
+            error = translate(exc, CONNECT, io.raises)
+            if isinstance(exc, anyio.EndOfStream):
+                error = CONNECT.failure(exc)
+            if error is exc:
+                raise
+            raise error from exc
+        return AsyncStream(io, tls, self._socket, self._made)
+
+    def get_extra_info(self, info: str) -> Any:
+        return _extra_info(info, self._made, self._socket, self._io.ssl_object(self._stream))
+
+
+class AsyncBackend(httpcore.AsyncNetworkBackend):
+    def __init__(self, options: Options, via_proxy: bool) -> None:
+        self._options = options
+        self._via_proxy = via_proxy
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        arguments = _engine_arguments(local_address, socket_options)
+        try:
+            conn = await aconnect(host, port, self._options, timeout=timeout, **arguments)
+        except ConnectByNameError as exc:
+            raise engine_error(exc) from exc
+        try:
+            io = _event_loop_io()
+            stream = await io.astream(conn.socket)
+            return AsyncStream(io, stream, conn.socket, Made(conn, self._via_proxy))
+        except BaseException:
+            conn.close()
+            raise
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
