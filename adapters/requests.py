@@ -16,6 +16,10 @@ own connection. Failures surface as requests' own ``ConnectTimeout`` and
 engine's ``policy`` (redirect targets included: each new connection is vetted) raises
 `ConnectByNameAddressDeniedError`, a `requests.RequestException` that is not a
 ``ConnectionError``, so code that retries connection errors does not retry it.
+
+requests' private API touched, here only: ``HTTPAdapter``'s ``_pool_connections``,
+``_pool_maxsize`` and ``_pool_block`` attributes, which ``init_poolmanager`` sets and
+``proxy_manager_for`` and pickling read (requests 2.32 to 2.34).
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ from requests.adapters import (
 )
 from urllib3.util.retry import Retry
 
-from connectbyname import EngineOptions
-from connectbyname._parse import options_from
+from connectbyname import Attempt, ConnectByNameError, EngineOptions, PolicyDenial
+from connectbyname._parse import Options, options_from
 
 from .urllib3 import ConnectByNameAddressDeniedError as _Urllib3AddressDenied
 from .urllib3 import PoolManager, proxy_from_url
@@ -40,18 +44,26 @@ from .urllib3 import PoolManager, proxy_from_url
 __all__ = ["ConnectByNameAdapter", "ConnectByNameAddressDeniedError", "Session"]
 
 
-class ConnectByNameAddressDeniedError(requests.RequestException):
-    """The engine's address policy refused every address of the host; ``__cause__`` is
-    urllib3's error, whose cause is the `connectbyname.AddressDeniedError`."""
+class ConnectByNameAddressDeniedError(PolicyDenial, requests.RequestException):
+    """The engine's address policy refused every address of the host (or the name or
+    port); ``__cause__`` is urllib3's error, whose cause is the
+    `connectbyname.AddressDeniedError`; ``attempts`` are the refused call's."""
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:  # type: ignore[override]
+        cause = self.__cause__
+        engine = cause.__cause__ if cause is not None else None
+        return engine.attempts if isinstance(engine, ConnectByNameError) else ()
 
 
 class ConnectByNameAdapter(HTTPAdapter):
     """requests' `~requests.adapters.HTTPAdapter`, connecting through the engine.
 
     Takes every ``HTTPAdapter`` argument plus the engine's options
-    (`connectbyname.EngineOptions`, kept in ``engine_options``). Mount it on a session for
-    ``http://`` and ``https://``, or use `Session`. It pickles like ``HTTPAdapter`` (a
-    ``resolver`` or ``policy`` must then be picklable, e.g. a module-level function).
+    (`connectbyname.EngineOptions`, kept in ``engine_options``), checked here, once.
+    Mount it on a session for ``http://`` and ``https://``, or use `Session`. It
+    pickles like ``HTTPAdapter`` (a ``resolver``, ``policy`` or ``listener`` must then
+    be picklable, e.g. a module-level function).
     """
 
     # What pickling keeps: HTTPAdapter's list plus the engine options.
@@ -65,10 +77,14 @@ class ConnectByNameAdapter(HTTPAdapter):
         pool_block: bool = DEFAULT_POOLBLOCK,
         **engine_options: Unpack[EngineOptions],
     ) -> None:
-        options_from(engine_options)
         # Before HTTPAdapter.__init__, which builds the pool manager from them.
+        self._options: Options = options_from(engine_options)
         self.engine_options = engine_options
         super().__init__(pool_connections, pool_maxsize, max_retries, pool_block)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._options = options_from(state.get("engine_options", {}))
+        super().__setstate__(state)  # type: ignore[misc]  # requests has it; its stubs not
 
     def send(self, request: Any, *args: Any, **kwargs: Any) -> requests.Response:
         try:
@@ -84,7 +100,7 @@ class ConnectByNameAdapter(HTTPAdapter):
         **pool_kwargs: Any,
     ) -> None:
         # As HTTPAdapter.init_poolmanager (these three are what __setstate__ rebuilds
-        # from), with the engine's PoolManager.
+        # from), with the engine's PoolManager and the options checked once.
         self._pool_connections = connections
         self._pool_maxsize = maxsize
         self._pool_block = block
@@ -92,7 +108,8 @@ class ConnectByNameAdapter(HTTPAdapter):
             num_pools=connections,
             maxsize=maxsize,
             block=block,
-            **{**self.engine_options, **pool_kwargs},
+            connectbyname_options=self._options,
+            **pool_kwargs,
         )
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
@@ -104,7 +121,8 @@ class ConnectByNameAdapter(HTTPAdapter):
             num_pools=self._pool_connections,
             maxsize=self._pool_maxsize,
             block=self._pool_block,
-            **{**self.engine_options, **proxy_kwargs},
+            connectbyname_options=self._options,
+            **proxy_kwargs,
         )
         return manager
 

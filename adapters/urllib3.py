@@ -1,35 +1,49 @@
-"""urllib3 with the connect-by-name engine: drop-in connections, pools and managers.
+"""urllib3 with the connect-by-name engine: injection, drop-in pools and managers.
 
-Every connection these classes open goes through `connectbyname.connect_by_name`: the
-host's addresses are raced (RFC 8305), and urllib3's *connect* timeout bounds name
-resolution and all attempts together (stock urllib3 spends it once per address). What
-is left of it stays on the socket, so the TLS handshake and a proxy's ``CONNECT`` are
-bounded as well; the read timeout then applies as usual.
+Every connection goes through the engine: the host's addresses are raced (RFC 8305),
+and urllib3's *connect* timeout bounds name resolution and all attempts together
+(stock urllib3 spends it once per address). What is left of it bounds the TLS
+handshake and a proxy's ``CONNECT``; the read timeout then applies as usual.
 
-The engine's options (`connectbyname.EngineOptions`: ``attempt_delay``, ``family``,
-``resolver``, ``resolution_delay``, ``history``, ``policy``) sit next to every normal
-urllib3 argument. ``source_address`` and ``socket_options`` (with urllib3's default
-``TCP_NODELAY``) apply to every attempt socket.
+Two ways in:
+
+- `inject_into_urllib3` gives urllib3's own connection classes the engine, for the
+  whole process: every pool, manager and library built on urllib3 (requests,
+  botocore, ...) gains it, their connection classes stay urllib3's own (and their
+  subclasses get it too, unless they make their connection themselves, as urllib3's
+  SOCKS support does). `extract_from_urllib3` undoes it exactly.
+- `PoolManager`, `ProxyManager`, `HTTPConnectionPool`, `HTTPSConnectionPool` (and
+  `HTTPConnection`, `HTTPSConnection`): drop-ins with the engine's options
+  (`connectbyname.EngineOptions`) next to urllib3's arguments, for one part of a
+  program only.
+
+What stays stock, on purpose: urllib3's exceptions, exactly (the engine's failure is
+the ``__cause__`` of urllib3's ``ConnectTimeoutError``, ``NameResolutionError`` or
+``NewConnectionError``, with its ``attempts``), so ``Retry`` and ``except`` clauses
+behave as before; a replaced ``urllib3.util.connection.create_connection`` (a program
+that makes its connections itself is left to do so), and ``allowed_gai_family`` (and
+``HAS_IPV6``), which still choose IPv4 only. An address the engine's ``policy`` refuses
+raises `ConnectByNameAddressDeniedError`, deliberately not a connect error: ``Retry``
+does not retry it, since the answer would be the same.
 
 Every response carries its connection's `connectbyname.ConnectionInfo`: read it with
-`connectbyname.connection_info`. Engine failures are raised as subclasses of urllib3's
-own `~urllib3.exceptions.ConnectTimeoutError`, `~urllib3.exceptions.NameResolutionError`
-and `~urllib3.exceptions.NewConnectionError`, so ``Retry`` and requests treat them
-exactly as stock failures; the engine's error is their ``__cause__``. An address the
-``policy`` refuses raises `ConnectByNameAddressDeniedError`, which is deliberately not
-a connect error: ``Retry`` does not retry it, since the answer would be the same.
+`connectbyname.connection_info`. HTTP/2 (``urllib3.http2``) is not supported: while it is
+injected, an HTTPS connection raises `NotImplementedError` rather than speak HTTP/1.1
+over a connection that negotiated h2.
 
-HTTP/2 (``urllib3.http2``) is not supported: while it is injected, opening an HTTPS
-connection raises `NotImplementedError` instead of speaking HTTP/1.1 over a connection
-that negotiated h2.
+urllib3's private API is touched in one place, the section "urllib3 private API"
+below, and checked when this module is imported.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import difflib
 import functools
+import importlib.metadata
 import socket
+import ssl
 import sys
 from collections.abc import Callable
 from typing import Any, Final, Unpack
@@ -39,7 +53,9 @@ from urllib3 import connectionpool as _connectionpool
 from urllib3 import exceptions as _exceptions
 from urllib3 import poolmanager as _poolmanager
 from urllib3.response import HTTPResponse
+from urllib3.util import connection as _util_connection
 from urllib3.util import ssl_ as _ssl
+from urllib3.util.retry import Retry
 from urllib3.util.timeout import Timeout
 
 from connectbyname import (
@@ -49,21 +65,20 @@ from connectbyname import (
     ConnectionInfo,
     EngineOptions,
     NameResolutionError,
+    PolicyDenial,
     TimedOutError,
-    connect_by_name,
 )
 from connectbyname._info import INFO_KEY
-from connectbyname._parse import ENGINE_OPTIONS, options_from
+from connectbyname._parse import DEFAULT_OPTIONS, ENGINE_OPTIONS, Options, options_from
+from connectbyname._sync import connect
 
 __all__ = [
     "ConnectByNameAddressDeniedError",
-    "ConnectByNameConnectTimeoutError",
-    "ConnectByNameNameResolutionError",
-    "ConnectByNameNewConnectionError",
     "HTTPConnection",
     "HTTPConnectionPool",
     "HTTPSConnection",
     "HTTPSConnectionPool",
+    "PoolKeywords",
     "PoolManager",
     "ProxyManager",
     "extract_from_urllib3",
@@ -71,57 +86,36 @@ __all__ = [
     "proxy_from_url",
 ]
 
+#: The urllib3 releases this adapter was tested with (see the README's version table).
+TESTED = "urllib3 2.2.0 to 2.8.0"
+
 # A socket timeout of 0 would make the socket non-blocking: when the connect used up
 # (nearly) all of the budget, the handshake still gets this long before it times out.
 _MIN_REST = 0.001
 
 
-# --------------------------------------------------------------------------- errors
-
-
-class _EngineFailure:
-    """What the three error classes share: the engine's record of the attempts."""
-
-    __cause__: BaseException | None
+class ConnectByNameAddressDeniedError(PolicyDenial, _exceptions.HTTPError):
+    """The address policy refused every address of the host (or the name or port);
+    the cause is a `connectbyname.AddressDeniedError`. Not an `OSError` nor a connect
+    error, so urllib3 neither retries it nor wraps it in ``MaxRetryError``."""
 
     @property
-    def attempts(self) -> tuple[Attempt, ...]:
-        """Every attempt the failed connect made (empty if the cause was lost, e.g.
-        by pickling)."""
+    def attempts(self) -> tuple[Attempt, ...]:  # type: ignore[override]
+        """The attempts of the refused call (empty if the cause was lost, e.g. by
+        pickling)."""
         cause = self.__cause__
         return cause.attempts if isinstance(cause, ConnectByNameError) else ()
 
 
-class ConnectByNameConnectTimeoutError(_EngineFailure, _exceptions.ConnectTimeoutError):
-    """The connect timeout ran out (resolution included) before any address connected;
-    the cause is a `connectbyname.TimedOutError`."""
-
-
-class ConnectByNameNameResolutionError(_EngineFailure, _exceptions.NameResolutionError):
-    """The host name could not be resolved; the cause is a
-    `connectbyname.NameResolutionError`."""
-
-
-class ConnectByNameNewConnectionError(_EngineFailure, _exceptions.NewConnectionError):
-    """No address could be connected (all refused or unreachable, no descriptors left,
-    or an engine option is invalid); the cause is the `connectbyname.ConnectByNameError`."""
-
-
-class ConnectByNameAddressDeniedError(_EngineFailure, _exceptions.HTTPError):
-    """The address policy refused every address of the host; the cause is a
-    `connectbyname.AddressDeniedError`. Not an `OSError` nor a connect error, so
-    urllib3 neither retries it nor wraps it in ``MaxRetryError``."""
-
-
-def _urllib3_error(error: ConnectByNameError, conn: HTTPConnection) -> Exception:
+def _urllib3_error(error: ConnectByNameError, conn: _connection.HTTPConnection) -> Exception:
     """The urllib3 exception to raise (``from error``) for an engine failure: the only
-    place engine errors are translated, with stock urllib3's messages."""
+    place engine errors are translated, to stock urllib3's classes and messages."""
     if isinstance(error, AddressDeniedError):
         return ConnectByNameAddressDeniedError(
             f"Connection to {conn.host} refused by the address policy: {error.strerror}"
         )
     if isinstance(error, TimedOutError):
-        return ConnectByNameConnectTimeoutError(
+        return _exceptions.ConnectTimeoutError(
             conn, f"Connection to {conn.host} timed out. (connect timeout={conn.timeout})"
         )
     if isinstance(error, NameResolutionError):
@@ -129,80 +123,182 @@ def _urllib3_error(error: ConnectByNameError, conn: HTTPConnection) -> Exception
         cause = error.__cause__
         if not isinstance(cause, socket.gaierror):
             cause = socket.gaierror(error.errno, error.strerror)
-        return ConnectByNameNameResolutionError(conn.host, conn, cause)
-    return ConnectByNameNewConnectionError(
+        return _exceptions.NameResolutionError(conn.host, conn, cause)
+    return _exceptions.NewConnectionError(
         conn, f"Failed to establish a new connection: {error.strerror}"
     )
 
 
-# --------------------------------------------------------------------------- connections
+# --------------------------------------------------------------------------- urllib3 private API
 #
-# urllib3 private API, all of it in this section: the override of `_new_conn` (called
-# by HTTPConnection.connect and HTTPSConnection.connect) and the `_dns_host` attribute
-# (the host with its trailing dot, for resolution). tests/test_urllib3.py has a test
-# that fails loudly if either changes.
+# All of urllib3's private API this adapter touches: HTTPConnection._new_conn (called by
+# HTTPConnection.connect and HTTPSConnection.connect to make the socket, overridden by
+# SOCKSConnection) and the _dns_host attribute (the host with its trailing dot, for
+# resolution). _check_private_api() checks both when this module is imported.
+
+_STOCK_NEW_CONN: Final = _connection.HTTPConnection._new_conn
+_STOCK_CONNECT: Final = (_connection.HTTPConnection.connect, _connection.HTTPSConnection.connect)
+_STOCK_GETRESPONSE: Final = _connection.HTTPConnection.getresponse
+
+
+def _check_private_api() -> None:
+    if "create_connection" in _STOCK_NEW_CONN.__code__.co_names and "_dns_host" in (
+        _STOCK_NEW_CONN.__code__.co_names
+    ):
+        return
+    version = importlib.metadata.version("urllib3")
+    raise ImportError(
+        f"connectbyname.adapters.urllib3 works with {TESTED}; urllib3 {version}'s "
+        "HTTPConnection._new_conn no longer makes its socket with "
+        "urllib3.util.connection.create_connection from _dns_host, which this adapter "
+        "replaces. Install a tested urllib3, or a newer connectbyname."
+    )
+
+
+_check_private_api()
+
+
+def _stock_create_connection() -> bool:
+    """Whether ``urllib3.util.connection.create_connection`` is urllib3's own: a
+    program (or test) that replaced it makes its connections itself."""
+    create = _util_connection.create_connection
+    return (
+        getattr(create, "__module__", None) == "urllib3.util.connection"
+        and getattr(create, "__qualname__", None) == "create_connection"
+    )
+
+
+def _new_conn(self: _connection.HTTPConnection) -> socket.socket:
+    """``HTTPConnection._new_conn`` on the engine: the options are the connection's own
+    (drop-in classes) or those of `inject_into_urllib3`."""
+    if not _stock_create_connection():
+        return _STOCK_NEW_CONN(self)
+    options: Options = getattr(self, "_connectbyname_options", None) or _injected[0]
+    if _util_connection.allowed_gai_family() == socket.AF_INET and options.family == 0:
+        # urllib3's own switch to IPv4 only (HAS_IPV6, or a patched allowed_gai_family).
+        options = dataclasses.replace(options, family=socket.AF_INET)
+    timeout = Timeout.resolve_default_timeout(self.timeout)
+    try:
+        # _dns_host keeps a trailing dot (a fully qualified name for the resolver);
+        # self.host, used for Host and SNI, drops it.
+        made = connect(
+            self._dns_host,
+            self.port,
+            options,
+            timeout=timeout,
+            source_address=self.source_address,
+            socket_options=self.socket_options,
+        )
+    except ConnectByNameError as exc:
+        raise _urllib3_error(exc, self) from exc
+    try:
+        sys.audit("http.client.connect", self, self.host, self.port)
+        # The rest of the budget bounds the TLS handshake and a proxy's CONNECT.
+        left = made.time_left()
+        made.socket.settimeout(None if left is None else max(left, _MIN_REST))
+    except BaseException:
+        made.close()
+        raise
+    # With a proxy the socket goes to the proxy, whether it forwards or tunnels.
+    self._connectbyname_info = ConnectionInfo.of(made, via_proxy=self.proxy is not None)  # type: ignore[attr-defined]
+    return made.socket
+
+
+def _connect_then_reset(stock: Callable[[Any], None], *, tls: bool) -> Callable[[Any], None]:
+    """``connect`` as urllib3's, then the socket's timeout back to what stock urllib3
+    leaves on a new socket: the request is sent under the connect timeout, and urlopen
+    then switches to the read timeout."""
+
+    @functools.wraps(stock)
+    def connect_and_reset(self: Any) -> None:
+        if tls and "h2" in getattr(_ssl, "ALPN_PROTOCOLS", ()):
+            raise NotImplementedError(
+                "connectbyname speaks HTTP/1.1 only: call urllib3.http2.extract_from_urllib3() "
+                "(ALPN would offer h2, which this connection cannot speak)"
+            )
+        stock(self)
+        if self.sock is not None and getattr(self, "_connectbyname_info", None) is not None:
+            self.sock.settimeout(Timeout.resolve_default_timeout(self.timeout))
+
+    return connect_and_reset
+
+
+def _getresponse(self: Any) -> HTTPResponse:
+    """``getresponse`` as urllib3's, with the connection's info on the response."""
+    info: ConnectionInfo | None = getattr(self, "_connectbyname_info", None)
+    if info is not None and not info.reused:
+        # Whatever comes next on this socket comes over a kept-alive connection.
+        self._connectbyname_info = dataclasses.replace(info, reused=True)
+    # Read info first: http.client closes the connection here on "Connection: close".
+    response = _STOCK_GETRESPONSE(self)
+    if info is not None:
+        setattr(response, INFO_KEY, info)
+    return response
+
+
+_HTTP_CONNECT: Final = _connect_then_reset(_STOCK_CONNECT[0], tls=False)
+_HTTPS_CONNECT: Final = _connect_then_reset(_STOCK_CONNECT[1], tls=True)
+
+
+# --------------------------------------------------------------------------- injection
+
+# The options of inject_into_urllib3(), in a list so that _new_conn reads them at call
+# time; DEFAULT_OPTIONS while not injected (only drop-in classes then reach _new_conn).
+_injected: list[Options] = [DEFAULT_OPTIONS]
+# (class, method name, urllib3's own method, ours) for every method injection replaces.
+_PATCHES: Final = (
+    (_connection.HTTPConnection, "_new_conn", _STOCK_NEW_CONN, _new_conn),
+    (_connection.HTTPConnection, "connect", _STOCK_CONNECT[0], _HTTP_CONNECT),
+    (_connection.HTTPSConnection, "connect", _STOCK_CONNECT[1], _HTTPS_CONNECT),
+    (_connection.HTTPConnection, "getresponse", _STOCK_GETRESPONSE, _getresponse),
+)
+
+
+def inject_into_urllib3(**engine_options: Unpack[EngineOptions]) -> None:
+    """Give urllib3's own ``HTTPConnection`` and ``HTTPSConnection`` the engine, with
+    these options, for every pool in the process.
+
+    Every library built on urllib3 (requests, botocore, ...) gains it without code
+    changes, and so do subclasses of urllib3's connection classes, unless they make
+    their socket themselves (urllib3's SOCKS support does, and keeps working as
+    before). Calling it again changes the options; `extract_from_urllib3` undoes it.
+    """
+    _injected[0] = options_from(engine_options)
+    for cls, name, _, ours in _PATCHES:
+        setattr(cls, name, ours)
+
+
+def extract_from_urllib3() -> None:
+    """Undo `inject_into_urllib3`: urllib3's connection classes get back exactly their
+    own methods. Does nothing if not injected."""
+    for cls, name, stock, ours in _PATCHES:
+        if vars(cls).get(name) is ours:
+            setattr(cls, name, stock)
+    _injected[0] = DEFAULT_OPTIONS
+
+
+# --------------------------------------------------------------------------- drop-ins
 
 
 class HTTPConnection(_connection.HTTPConnection):
     """urllib3's `~urllib3.connection.HTTPConnection`, connecting through the engine.
 
-    Takes urllib3's arguments plus the engine's options (`connectbyname.EngineOptions`,
-    kept in ``engine_options``). ``timeout`` at connect time is the whole budget for
-    resolution and attempts.
+    Takes urllib3's arguments plus the engine's options (`connectbyname.EngineOptions`);
+    ``timeout`` at connect time is the whole budget for resolution and attempts.
     """
 
     def __init__(self, host: str, port: int | None = None, **kwargs: Any) -> None:
-        engine_options: dict[str, Any] = {
-            name: kwargs.pop(name) for name in ENGINE_OPTIONS if name in kwargs
-        }
+        options = kwargs.pop("connectbyname_options", None)
+        engine = {name: kwargs.pop(name) for name in ENGINE_OPTIONS if name in kwargs}
         super().__init__(host, port, **kwargs)
-        self.engine_options: EngineOptions = engine_options  # type: ignore[assignment]
+        if engine:
+            options = options_from({**_as_dict(options), **engine})
+        self._connectbyname_options: Options = options or DEFAULT_OPTIONS
         self._connectbyname_info: ConnectionInfo | None = None
 
-    def _new_conn(self) -> socket.socket:
-        timeout = Timeout.resolve_default_timeout(self.timeout)
-        try:
-            # _dns_host keeps a trailing dot (a fully qualified name for the resolver);
-            # self.host, used for Host and SNI, drops it.
-            connection = connect_by_name(
-                self._dns_host,
-                self.port,
-                timeout=timeout,
-                source_address=self.source_address,
-                socket_options=self.socket_options,
-                **self.engine_options,
-            )
-        except ConnectByNameError as exc:
-            raise _urllib3_error(exc, self) from exc
-        try:
-            sys.audit("http.client.connect", self, self.host, self.port)
-            if timeout is not None:
-                # The rest of the budget bounds the TLS handshake and a proxy's CONNECT.
-                connection.socket.settimeout(max(timeout - connection.elapsed, _MIN_REST))
-        except BaseException:
-            connection.close()
-            raise
-        # With a proxy the socket goes to the proxy, whether it forwards or tunnels.
-        self._connectbyname_info = ConnectionInfo.of(connection, via_proxy=self.proxy is not None)
-        return connection.socket
-
-    def connect(self) -> None:
-        super().connect()
-        # Back to what stock urllib3 leaves on a new socket: the request is sent under
-        # the connect timeout, and urlopen then switches to the read timeout.
-        if self.sock is not None:
-            self.sock.settimeout(Timeout.resolve_default_timeout(self.timeout))
-
-    def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3's
-        info = self._connectbyname_info
-        if info is not None and not info.reused:
-            # Whatever comes next on this socket comes over a kept-alive connection.
-            self._connectbyname_info = dataclasses.replace(info, reused=True)
-        # Read info first: http.client closes the connection here on "Connection: close".
-        response = super().getresponse()
-        if info is not None:
-            setattr(response, INFO_KEY, info)
-        return response
+    _new_conn = _new_conn
+    connect = _HTTP_CONNECT
+    getresponse = _getresponse
 
 
 class HTTPSConnection(HTTPConnection, _connection.HTTPSConnection):
@@ -212,16 +308,13 @@ class HTTPSConnection(HTTPConnection, _connection.HTTPSConnection):
     against the address that won the race.
     """
 
-    def connect(self) -> None:
-        if "h2" in getattr(_ssl, "ALPN_PROTOCOLS", ()):
-            raise NotImplementedError(
-                "connectbyname speaks HTTP/1.1 only: call urllib3.http2.extract_from_urllib3() "
-                "(ALPN would offer h2, which this connection cannot speak)"
-            )
-        super().connect()
+    connect = _HTTPS_CONNECT
 
 
-# --------------------------------------------------------------------------- pools
+def _as_dict(options: Options | None) -> dict[str, Any]:
+    if options is None:
+        return {}
+    return {name: getattr(options, name) for name in ENGINE_OPTIONS}
 
 
 class HTTPConnectionPool(_connectionpool.HTTPConnectionPool):
@@ -239,15 +332,19 @@ class HTTPSConnectionPool(_connectionpool.HTTPSConnectionPool):
 
 
 _POOL_CLASSES: Final = {"http": HTTPConnectionPool, "https": HTTPSConnectionPool}
+_OPTIONS_KEY: Final = "connectbyname_options"
 
-# An engine option absent from a request context (urllib3 deletes keys overridden with
-# None) uses the connection's default: a key of its own, distinct from None.
-_ABSENT: Final = object()
+
+@functools.cache
+def _key_class(base: type[Any]) -> Any:
+    """urllib3's pool-key namedtuple with a field for the engine's options added."""
+    return collections.namedtuple(base.__name__, (*base._fields, f"key_{_OPTIONS_KEY}"))
 
 
 class _ByIdentity:
-    """A pool-key stand-in for an unhashable resolver: equal only to itself, and it
-    keeps the resolver alive, so its id cannot be reused while the key exists."""
+    """A pool-key stand-in for options that cannot be hashed (an unhashable resolver):
+    equal only to itself, and it keeps them alive, so their id cannot be reused while
+    the key exists."""
 
     __slots__ = ("obj",)
 
@@ -261,47 +358,60 @@ class _ByIdentity:
         return id(self.obj)
 
 
-def _hashable(value: object) -> object:
-    try:
-        hash(value)
-    except TypeError:
-        return _ByIdentity(value)
-    return value
-
-
-@functools.cache
-def _key_class(base: type[Any]) -> Any:
-    """urllib3's pool-key namedtuple with a field per engine option added."""
-    fields = (*base._fields, *(f"key_{name}" for name in ENGINE_OPTIONS))
-    return collections.namedtuple(base.__name__, fields)
-
-
 def _engine_pool_key(
     base_key_fn: Callable[[dict[str, Any]], tuple[Any, ...]], request_context: dict[str, Any]
 ) -> tuple[Any, ...]:
-    """urllib3's pool key for the context without the engine options, extended by
-    them: urllib3's key function builds a fixed namedtuple and rejects unknown keys."""
+    """urllib3's pool key for the context without the engine options, extended by them:
+    urllib3's key function builds a fixed namedtuple and rejects unknown keys."""
+    options = request_context.get(_OPTIONS_KEY)
     if _ENGINE_NAMES.isdisjoint(request_context):
-        # The common case, on every request: no engine option in the context.
-        base = base_key_fn(request_context)
-        engine: tuple[object, ...] = _ALL_ABSENT
+        # The common case, on every request: no engine option of the request's own.
+        context = request_context
+        if options is not None:
+            context = request_context.copy()
+            del context[_OPTIONS_KEY]
     else:
         context = request_context.copy()
-        engine = tuple([context.pop(name, _ABSENT) for name in ENGINE_OPTIONS])
-        try:
-            hash(engine)
-        except TypeError:
-            engine = tuple(map(_hashable, engine))
-        base = base_key_fn(context)
-    key: tuple[Any, ...] = _key_class(type(base))._make((*base, *engine))
+        engine = {name: context.pop(name) for name in ENGINE_OPTIONS if name in context}
+        options = options_from({**_as_dict(context.pop(_OPTIONS_KEY, None)), **engine})
+        # The request's options become the pool's (urllib3 passes the context on).
+        for name in ENGINE_OPTIONS:
+            request_context.pop(name, None)
+        request_context[_OPTIONS_KEY] = options
+    base = base_key_fn(context)
+    try:
+        hash(options)
+    except TypeError:
+        options = _ByIdentity(options)
+    key: tuple[Any, ...] = _key_class(type(base))._make((*base, options))
     return key
 
 
 _ENGINE_NAMES: Final = frozenset(ENGINE_OPTIONS)
-_ALL_ABSENT: Final = (_ABSENT,) * len(ENGINE_OPTIONS)
+#: What urllib3's pools take as keyword arguments (its pool key's fields).
+_URLLIB3_POOL_ARGUMENTS: Final = frozenset(
+    name.removeprefix("key_") for name in _poolmanager.PoolKey._fields
+)
 
 
-def _use_engine(manager: _poolmanager.PoolManager) -> None:
+def _checked_pool_arguments(connection_pool_kw: dict[str, Any]) -> None:
+    """Refuse, when the manager is built, a keyword that neither urllib3's pools nor the
+    engine take (stock urllib3 accepts it and fails at the first request)."""
+    for name in connection_pool_kw:
+        if name in _URLLIB3_POOL_ARGUMENTS or name in _ENGINE_NAMES or name == _OPTIONS_KEY:
+            continue
+        close = difflib.get_close_matches(name, (*_URLLIB3_POOL_ARGUMENTS, *ENGINE_OPTIONS), 1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise TypeError(f"unexpected keyword argument {name!r}{hint}")
+
+
+def _use_engine(manager: _poolmanager.PoolManager, engine_options: dict[str, Any]) -> None:
+    _checked_pool_arguments(manager.connection_pool_kw)
+    # Options checked already (an adapter's, passed as connectbyname_options) are kept.
+    given: Options | None = manager.connection_pool_kw.get(_OPTIONS_KEY)
+    if engine_options or given is None:
+        given = options_from({**_as_dict(given), **engine_options})
+    manager.connection_pool_kw[_OPTIONS_KEY] = given
     # Instance attributes replaced, never the module-level dicts urllib3 shares with
     # every other PoolManager in the process.
     manager.pool_classes_by_scheme = dict(_POOL_CLASSES)
@@ -312,18 +422,56 @@ def _use_engine(manager: _poolmanager.PoolManager) -> None:
     manager.key_fn_by_scheme = key_fns
 
 
+class PoolKeywords(EngineOptions, total=False):
+    """What `PoolManager` takes as keywords: the engine's options and urllib3's pool
+    keywords (the fields of ``urllib3.poolmanager.PoolKey``), typed, so that a type
+    checker catches ``attempt_delay="x"`` as it does for the other adapters."""
+
+    timeout: Timeout | float | int | None
+    retries: Retry | bool | int | None
+    block: bool | None
+    maxsize: int | None
+    source_address: tuple[str, int] | None
+    socket_options: Any
+    key_file: str | None
+    key_password: str | None
+    cert_file: str | None
+    cert_reqs: int | str | None
+    ca_certs: str | None
+    ca_cert_data: str | bytes | None
+    ca_cert_dir: str | None
+    ssl_version: int | str | None
+    ssl_minimum_version: ssl.TLSVersion | None
+    ssl_maximum_version: ssl.TLSVersion | None
+    ssl_context: ssl.SSLContext | None
+    assert_hostname: bool | str | None
+    assert_fingerprint: str | None
+    server_hostname: str | None
+    blocksize: int | None
+
+
 class PoolManager(_poolmanager.PoolManager):
     """urllib3's `~urllib3.PoolManager` whose pools connect through the engine.
 
     The engine's options (`connectbyname.EngineOptions`) are keyword arguments next to
     urllib3's; they apply to every pool, may also be given per call in ``pool_kwargs``,
-    and are part of the pool key. Unknown or invalid ones are refused here, at once.
+    and are part of the pool key. Unknown keywords and invalid options are refused
+    here, at once.
     """
 
-    def __init__(self, num_pools: int = 10, headers: Any = None, **connection_pool_kw: Any) -> None:
-        options_from({k: v for k, v in connection_pool_kw.items() if k in ENGINE_OPTIONS})
+    def __init__(
+        self,
+        num_pools: int = 10,
+        headers: Any = None,
+        **connection_pool_kw: Any,
+    ) -> None:
+        engine = {
+            name: connection_pool_kw.pop(name)
+            for name in ENGINE_OPTIONS
+            if name in connection_pool_kw
+        }
         super().__init__(num_pools, headers, **connection_pool_kw)
-        _use_engine(self)
+        _use_engine(self, engine)
 
 
 class ProxyManager(_poolmanager.ProxyManager):
@@ -343,7 +491,11 @@ class ProxyManager(_poolmanager.ProxyManager):
         proxy_assert_fingerprint: str | None = None,
         **connection_pool_kw: Any,
     ) -> None:
-        options_from({k: v for k, v in connection_pool_kw.items() if k in ENGINE_OPTIONS})
+        engine = {
+            name: connection_pool_kw.pop(name)
+            for name in ENGINE_OPTIONS
+            if name in connection_pool_kw
+        }
         super().__init__(
             proxy_url,
             num_pools,
@@ -355,64 +507,9 @@ class ProxyManager(_poolmanager.ProxyManager):
             proxy_assert_fingerprint,
             **connection_pool_kw,
         )
-        _use_engine(self)
+        _use_engine(self, engine)
 
 
 def proxy_from_url(url: str, **kw: Any) -> ProxyManager:
     """Like `urllib3.proxy_from_url`, returning this module's `ProxyManager`."""
     return ProxyManager(proxy_url=url, **kw)
-
-
-# --------------------------------------------------------------------------- injection
-
-_injected_options: dict[str, Any] = {}
-
-
-class _InjectedHTTPConnection(HTTPConnection):
-    # Stock pools pass no engine options: those of inject_into_urllib3() apply.
-    def __init__(self, host: str, port: int | None = None, **kwargs: Any) -> None:
-        super().__init__(host, port, **{**_injected_options, **kwargs})
-
-
-class _InjectedHTTPSConnection(HTTPSConnection):
-    def __init__(self, host: str, port: int | None = None, **kwargs: Any) -> None:
-        super().__init__(host, port, **{**_injected_options, **kwargs})
-
-
-_MISSING: Final = object()
-# (pool class, what its own __dict__ held) for each patched class while injected.
-_saved: list[tuple[type[Any], object]] = []
-
-
-def inject_into_urllib3(**engine_options: Unpack[EngineOptions]) -> None:
-    """Make every urllib3 pool in the process connect through the engine.
-
-    It sets the ``ConnectionCls`` of urllib3's `~urllib3.HTTPConnectionPool` and
-    `~urllib3.HTTPSConnectionPool`, so requests and every other library built on
-    urllib3 gain the engine (with these options) without code changes. Pool classes
-    with a connection class of their own (SOCKS, for one) are left alone. Calling it
-    again changes the options; `extract_from_urllib3` undoes it.
-    """
-    options_from(engine_options)
-    _injected_options.clear()
-    _injected_options.update(engine_options)
-    targets = (
-        (_connectionpool.HTTPConnectionPool, _InjectedHTTPConnection),
-        (_connectionpool.HTTPSConnectionPool, _InjectedHTTPSConnection),
-    )
-    if not _saved:
-        _saved.extend((pool, vars(pool).get("ConnectionCls", _MISSING)) for pool, _ in targets)
-    for pool, connection_class in targets:
-        pool.ConnectionCls = connection_class
-
-
-def extract_from_urllib3() -> None:
-    """Undo `inject_into_urllib3`: urllib3's pools get back exactly the connection
-    classes they had. Does nothing if not injected."""
-    while _saved:
-        pool, original = _saved.pop()
-        if original is _MISSING:
-            del pool.ConnectionCls
-        else:
-            pool.ConnectionCls = original
-    _injected_options.clear()

@@ -522,9 +522,14 @@ def _connection(
 def _conclude(
     target: Target, options: Options, attempts: tuple[Attempt, ...], clock: Callable[[], float]
 ) -> None:
-    """Log the attempts of a finished call and let the connection history learn."""
-    if logger.isEnabledFor(logging.DEBUG):
-        for attempt in attempts:
-            logger.debug("%s port %s: +%.3fs %s", target.host, target.port, attempt.start, attempt)
+    """Let the connection history learn from a finished call, and log the call when it
+    raced (more than one attempt) or failed: a single attempt that connected is what a
+    plain connect does, and logs nothing, as a plain connect does not."""
+    if (len(attempts) != 1 or attempts[0].outcome is not Outcome.CONNECTED) and (
+        logger.isEnabledFor(logging.DEBUG)
+    ):
+        logger.debug(
+            "%s port %s: %s", target.host, target.port, "; ".join(map(str, attempts)) or "no address"
+        )
     if options.history is not None and target.literal is None:
         options.history.record(target.host, target.port, attempts, clock())
