@@ -529,7 +529,10 @@ def _conclude(
         logger.isEnabledFor(logging.DEBUG)
     ):
         logger.debug(
-            "%s port %s: %s", target.host, target.port, "; ".join(map(str, attempts)) or "no address"
+            "%s port %s: %s",
+            target.host,
+            target.port,
+            "; ".join(map(str, attempts)) or "no address",
         )
     if options.history is not None and target.literal is None:
         options.history.record(target.host, target.port, attempts, clock())
