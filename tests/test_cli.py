@@ -247,7 +247,6 @@ def test_ctrl_c_exits_130_with_one_line_and_the_attempts_so_far() -> None:
     assert process.returncode == EXIT_INTERRUPTED
     assert re.fullmatch(r"connectbyname: interrupted after \d+\.\d{3}s\n", err), err
     assert "Traceback" not in out + err
-    assert "interrupted after" in out
     (row,) = timeline_rows(out)
     assert f"127.0.0.1:{blackhole.port}" in row
     assert "interrupted" in row

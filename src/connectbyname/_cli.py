@@ -542,11 +542,14 @@ def _row_so_far(item: Attempt | AttemptStarted, now: float) -> Row:
 
 
 def _json_so_far(item: Attempt | AttemptStarted, now: float) -> object:
-    """An attempt so far as JSON: as in ``attempts``; one still running, interrupted."""
+    """An attempt so far as JSON, as in ``attempts``; one still running is interrupted."""
     if isinstance(item, Attempt):
         return _jsonable(item)
     running = Attempt(item.address, item.family, item.elapsed, now - item.elapsed, Outcome.FAILED)
-    return {**_jsonable(running), "outcome": INTERRUPTED}  # type: ignore[dict-item]
+    record = _jsonable(running)
+    assert isinstance(record, dict)
+    record["outcome"] = INTERRUPTED
+    return record
 
 
 def _text_event(kind: str, event: object) -> str | None:
@@ -585,9 +588,9 @@ def _text_event(kind: str, event: object) -> str | None:
 
 def _json_event(kind: str, event: object) -> str:
     """The JSON line for an event: its type, ``elapsed``, then its fields."""
-    fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}  # type: ignore[arg-type]
-    record = {"event": kind, "elapsed": fields.pop("elapsed", 0.0), **fields}
-    return _dumps(record)
+    fields = _jsonable(event)
+    assert isinstance(fields, dict)
+    return json.dumps({"event": kind, "elapsed": fields.pop("elapsed", 0.0), **fields})
 
 
 def _dumps(value: object) -> str:
@@ -755,8 +758,7 @@ class _Run:
             self.out.line(_dumps(summary))
         elif self.args.json_events:
             self.out.line(_dumps({"event": "interrupted", "elapsed": elapsed}))
-        else:
-            self.out.line(f"interrupted after {elapsed:.3f}s")
+        else:  # the line on stderr says it; the timeline shows where
             self._timeline([_row_so_far(item, elapsed) for item in so_far], elapsed)
         return EXIT_INTERRUPTED
 
