@@ -16,6 +16,7 @@ import base64
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -97,6 +98,8 @@ def dnspython_cases(server: str, cases: dict[str, list[str]]) -> dict[str, Any]:
             results[label] = type(exc).__name__
         else:
             results[label] = sorted(rdata.to_text() for rdata in answer)
+            if answer.rrset is not None and answer.rrset.ttl != 60:  # not the default
+                results[label].append(f"ttl={answer.rrset.ttl}")
     return results
 
 
@@ -152,6 +155,24 @@ def nat64_probe(name: str, port: int) -> dict[str, Any]:
     return result
 
 
+def race_probe(name: str, port: int) -> dict[str, Any]:
+    """``name`` through the engine, then through ``socket.create_connection`` (1 s
+    connect timeout): where each connected, and how long it took."""
+    import connectbyname
+
+    started = time.monotonic()
+    with connectbyname.connect_by_name(name, port, timeout=5) as connection:
+        engine = {
+            "remote": connection.remote_address[0],
+            "elapsed": time.monotonic() - started,
+            "attempts": [attempt.address[0] for attempt in connection.attempts],
+        }
+    started = time.monotonic()
+    with socket.create_connection((name, port), timeout=1) as sock:
+        stock = {"remote": sock.getpeername()[0], "elapsed": time.monotonic() - started}
+    return {"engine": engine, "stock": stock}
+
+
 def fail_inside() -> None:
     raise KeyError("raised inside")
 
@@ -193,6 +214,7 @@ def test_each_scripted_answer_as_glibc_and_dnspython_see_it(network_lab: Any) ->
         dns={
             "dual.test": {"AAAA": Reply("::1", delay=0.3), "A": "127.0.0.1"},
             "aonly.test": "192.0.2.1",
+            "ttl.test": Reply("192.0.2.11", ttl=1234),
             "nodata.test": NODATA,
             "sf.test": SERVFAIL,
             "ref.test": REFUSED,
@@ -305,6 +327,7 @@ def test_each_scripted_answer_as_glibc_and_dnspython_see_it(network_lab: Any) ->
         {
             "slow-aaaa": ["dual.test", "AAAA"],
             "a": ["dual.test", "A"],
+            "ttl": ["ttl.test", "A"],
             "nodata": ["nodata.test", "A"],
             "nx": ["nx.test", "A"],
             "servfail": ["sf.test", "A"],
@@ -315,6 +338,7 @@ def test_each_scripted_answer_as_glibc_and_dnspython_see_it(network_lab: Any) ->
     assert by_dnspython == {
         "slow-aaaa": ["::1"],
         "a": ["127.0.0.1"],
+        "ttl": ["192.0.2.11", "ttl=1234"],
         "nodata": "NoAnswer",
         "nx": "NXDOMAIN",
         "servfail": "NoNameservers",
@@ -322,6 +346,29 @@ def test_each_scripted_answer_as_glibc_and_dnspython_see_it(network_lab: Any) ->
         "cname": ["192.0.2.6"],
     }
     assert ("A", "tcp") in asked(lab, "tc.test")[4:]
+
+
+def test_the_example_slow_aaaa_and_a_blackholed_ipv6_path(network_lab: Any) -> None:
+    """The lab's own example: ``dual.test`` answers A at once and AAAA (``::1``) 0.3 s
+    later, 127.0.0.1:P serves HTTP and [::1]:P is blackholed. The engine connects to
+    127.0.0.1 without waiting for AAAA; the standard library waits for both answers,
+    then for its whole timeout on ::1, and only then tries 127.0.0.1."""
+    lab = network_lab(
+        dns={"dual.test": {"AAAA": Reply("::1", delay=0.3), "A": "127.0.0.1"}},
+        hosts="127.0.0.1 localhost\n192.0.2.50 other.test\n",
+        http=["127.0.0.1"],
+        blackhole=["::1"],
+    )
+    seen = lab.call(race_probe, "dual.test", lab.port)
+    engine, stock = seen["engine"], seen["stock"]
+    assert engine["remote"] == "127.0.0.1"
+    assert engine["attempts"] == ["127.0.0.1"]
+    assert engine["elapsed"] < 1.0
+    assert stock["remote"] == "127.0.0.1"
+    assert stock["elapsed"] >= 0.3 + 1.0  # the AAAA answer, then the ::1 timeout
+    assert lab.blackholes["::1"].port == lab.http["127.0.0.1"].port == lab.port
+    assert lab.dns is not None
+    assert {q.type for q in lab.dns.queries("dual.test")} == {"A", "AAAA"}
 
 
 def test_https_and_svcb_records(network_lab: Any) -> None:
@@ -503,6 +550,12 @@ def test_namespace_is_removed_on_every_path(netns: Any) -> None:
     assert not seen["workdir"].exists()
 
     ns = netns()
+    device = ns.add_interface()
+    ns.add_address("2001:db8:1::2/64", dev=device)
+    ns.add_address("10.9.0.2/24", dev=device)
+    shown = ns.ip("-br", "address", "show", "dev", device)
+    assert "2001:db8:1::2/64" in shown
+    assert "10.9.0.2/24" in shown
     with pytest.raises(LabCallError, match="KeyError") as raised:
         ns.call(fail_inside)
     assert "raised inside" in raised.value.remote_traceback
@@ -558,3 +611,13 @@ def test_fixture_skips_or_fails_as_configured(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv(plugin.LAB_REQUIRED_VARIABLE, "1")
     with pytest.raises(pytest.fail.Exception, match="required"):
         plugin._lab_unavailable("why")
+
+
+def test_dns_server_without_dnspython_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from connectbyname.testing import dnsserver
+
+    monkeypatch.setitem(sys.modules, "dns.message", None)
+    with pytest.raises(ImportError, match=r"pip install 'connectbyname\[dns\]'"):
+        dnsserver.require_dnspython()

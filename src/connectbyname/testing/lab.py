@@ -37,6 +37,7 @@ import atexit
 import contextlib
 import ctypes
 import ctypes.util
+import dataclasses
 import inspect
 import ipaddress
 import itertools
@@ -418,8 +419,10 @@ class Namespace:
     ``/etc/netns/NAME/``: ``resolv.conf`` (default ``nameserver 127.0.0.1``, or ``::1``
     without IPv4), ``hosts`` (`DEFAULT_HOSTS`), ``nsswitch.conf`` (`DEFAULT_NSSWITCH`),
     ``host.conf`` (`DEFAULT_HOST_CONF`), and any file of ``etc`` (``{"gai.conf":
-    ...}``; only files that exist in the machine's ``/etc``, since ``ip netns exec``
-    mounts over them). Processes run inside see those files as ``/etc/...``.
+    ...}``). Processes run inside see those files as ``/etc/...``. ``ip netns exec``
+    mounts them over the machine's own files, so these must exist in ``/etc`` (else
+    `LabUnavailable`); the default nsswitch.conf and host.conf are left out where the
+    machine has none (glibc's defaults then apply: ``files dns``, ``multi off``).
 
     On exit (and at interpreter exit, for one never closed) it stops what it started,
     deletes the namespace and removes ``/etc/netns/NAME`` and its work folder. The first
@@ -433,8 +436,8 @@ class Namespace:
         *,
         resolv_conf: str | None = None,
         hosts: str = DEFAULT_HOSTS,
-        nsswitch: str = DEFAULT_NSSWITCH,
-        host_conf: str = DEFAULT_HOST_CONF,
+        nsswitch: str | None = None,
+        host_conf: str | None = None,
         etc: Mapping[str, str] | None = None,
         addresses: Sequence[str] = (),
         ipv4: bool = True,
@@ -445,10 +448,19 @@ class Namespace:
             if resolv_conf is not None
             else f"nameserver {'127.0.0.1' if ipv4 else '::1'}\n",
             "hosts": hosts,
-            "nsswitch.conf": nsswitch,
-            "host.conf": host_conf,
-            **(etc or {}),
         }
+        for filename, given, default in (
+            ("nsswitch.conf", nsswitch, DEFAULT_NSSWITCH),
+            ("host.conf", host_conf, DEFAULT_HOST_CONF),
+        ):
+            if given is not None:
+                self._files[filename] = given
+            elif (Path("/etc") / filename).is_file():
+                self._files[filename] = default
+        self._files.update(etc or {})
+        for filename in self._files:
+            if "/" in filename or filename in ("", ".", ".."):
+                raise ValueError(f"not a file name of /etc: {filename!r}")
         self._addresses = list(addresses)
         self._ipv4 = ipv4
         self._stack = contextlib.ExitStack()
@@ -476,10 +488,10 @@ class Namespace:
         if reason is not None:
             raise LabUnavailable(reason)
         for filename in self._files:
-            if "/" in filename or not (Path("/etc") / filename).is_file():
-                raise ValueError(
-                    f"/etc/netns/NAME/{filename} would not be seen: `ip netns exec` only "
-                    f"mounts files over existing ones, and /etc/{filename} does not exist"
+            if not (Path("/etc") / filename).is_file():
+                raise LabUnavailable(
+                    f"/etc/{filename} does not exist here, and `ip netns exec` can only "
+                    f"mount the namespace's {filename} over an existing file"
                 )
         if not _swept:
             _swept = True
@@ -767,11 +779,11 @@ class Namespace:
         """Start several DNS servers inside at once (faster than one by one)."""
         require_dnspython()
         started = []
-        for config in configs:
+        for given in configs:
             number = len(self._processes) + 1
             log = self.workdir / f"dns-{number}.queries.jsonl"
             log.touch()
-            config.log = str(log)
+            config = dataclasses.replace(given, log=str(log))
             path = self.workdir / f"dns-{number}.json"
             path.write_text(json.dumps(config.to_json()), encoding="utf-8")
             argv = [sys.executable, "-m", "connectbyname.testing.dnsserver", "--config", str(path)]
@@ -848,8 +860,8 @@ class Lab:
         options: str = "",
         resolv_conf: str | None = None,
         hosts: str = DEFAULT_HOSTS,
-        nsswitch: str = DEFAULT_NSSWITCH,
-        host_conf: str = DEFAULT_HOST_CONF,
+        nsswitch: str | None = None,
+        host_conf: str | None = None,
         etc: Mapping[str, str] | None = None,
         addresses: Sequence[str] = (),
         ipv4: bool = True,
