@@ -13,12 +13,14 @@ Results are JSON: addresses, or the ``gaierror`` code, and the elapsed time.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -564,31 +566,64 @@ def test_namespace_is_removed_on_every_path(netns: Any) -> None:
     assert echoed == {"args": [1, "two"], "kwargs": {"three": [3]}}
 
 
-def test_stale_namespaces_are_swept_and_no_others() -> None:
-    """A lab namespace whose maker is dead is swept; one of a live process and
-    namespaces of other names are left alone."""
+CRASHING_TEST = """
+import json, time
+from connectbyname.testing.lab import Lab
+lab = Lab(dns={"x.test": "192.0.2.1"}, http=["127.0.0.1"]).open()
+sleeper = lab.spawn(["sleep", "60"])
+pids = [lab.dns.process.pid, sleeper.pid]
+print(json.dumps({"name": lab.name, "workdir": str(lab.ns.workdir), "pids": pids}), flush=True)
+time.sleep(60)
+"""
+
+
+def _gone(pid: int, timeout: float = 5.0) -> bool:
+    """Whether process ``pid`` ends (or is a zombie) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_killed_test_leaves_nothing_behind() -> None:
+    """A process killed (SIGKILL) in the middle of a lab: its DNS server exits by itself,
+    and the next sweep removes the namespace, its folders and what still ran inside;
+    a namespace whose maker still runs is left alone."""
     if lab_module.unavailable_reason():
         pytest.skip(str(lab_module.unavailable_reason()))
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    stale = f"{lab_module.PREFIX}-{dead.pid}-1"
-    mine = f"{lab_module.PREFIX}-{os.getpid()}-99999"
-    made = []
+    crashing = subprocess.Popen([sys.executable, "-c", CRASHING_TEST], stdout=subprocess.PIPE)
     try:
-        for name in (stale, mine):
-            subprocess.run(["ip", "netns", "add", name], check=True)
-            made.append(name)
-            (lab_module.NETNS_ETC_DIR / name).mkdir(parents=True)
-        removed = lab_module.sweep_stale()
-        assert stale in removed
-        assert all(name.startswith(f"{lab_module.PREFIX}-") for name in removed)
-        assert stale not in namespaces()
-        assert not (lab_module.NETNS_ETC_DIR / stale).exists()
-        assert mine in namespaces()
+        assert crashing.stdout is not None
+        made = json.loads(crashing.stdout.readline())
     finally:
-        for name in made:
-            subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
-            subprocess.run(["rm", "-rf", str(lab_module.NETNS_ETC_DIR / name)], check=False)
+        crashing.kill()
+        crashing.wait()
+        if crashing.stdout is not None:
+            crashing.stdout.close()
+    dns_pid, sleeper_pid = made["pids"]
+    assert _gone(dns_pid)  # its standard input closed
+    assert made["name"] in namespaces()
+    assert not _gone(sleeper_pid, timeout=0)
+
+    live = f"{lab_module.PREFIX}-{os.getpid()}-99999"
+    subprocess.run(["ip", "netns", "add", live], check=True)
+    try:
+        removed = lab_module.sweep_stale()
+        assert made["name"] in removed
+        assert all(name.startswith(f"{lab_module.PREFIX}-") for name in removed)
+        assert live in namespaces()
+    finally:
+        subprocess.run(["ip", "netns", "delete", live], capture_output=True, check=False)
+    assert made["name"] not in namespaces()
+    assert not (lab_module.NETNS_ETC_DIR / made["name"]).exists()
+    assert not Path(made["workdir"]).exists()
+    assert _gone(sleeper_pid)
 
 
 def test_unavailable_has_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:

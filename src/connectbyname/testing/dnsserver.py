@@ -698,6 +698,10 @@ class _Server:
             self.selector.unregister(conn)
         conn.close()
 
+    def watch_stdin(self) -> None:
+        """Exit when standard input reaches its end (the process that started us died)."""
+        self.selector.register(sys.stdin.buffer, selectors.EVENT_READ, ("stdin", ""))
+
     def run(self) -> None:
         while True:
             timeout = None
@@ -706,6 +710,10 @@ class _Server:
             for key, _ in self.selector.select(timeout):
                 kind, label = key.data
                 sock = key.fileobj
+                if kind == "stdin":
+                    if not os.read(sys.stdin.fileno(), 4096):
+                        return
+                    continue
                 assert isinstance(sock, socket.socket)
                 if kind == "udp":
                     self._on_udp(sock, label)
@@ -719,13 +727,21 @@ class _Server:
                 action()
 
 
-def serve(config: Mapping[str, Any], ready: Callable[[list[tuple[str, int]]], None]) -> None:
+def serve(
+    config: Mapping[str, Any],
+    ready: Callable[[list[tuple[str, int]]], None],
+    *,
+    exit_with_stdin: bool = False,
+) -> None:
     """Listen as ``config`` says (the JSON of `DNSConfig.to_json`), call
-    ``ready(addresses)`` once listening, and answer until the process ends."""
+    ``ready(addresses)`` once listening, and answer until the process ends (or, with
+    ``exit_with_stdin``, until standard input closes)."""
     require_dnspython()
     server = _Server(config)
     for host, port in config.get("listen", [["127.0.0.1", 53]]):
         server.listen(str(host), int(port))
+    if exit_with_stdin:
+        server.watch_stdin()
     ready(server.listening)
     server.run()
 
@@ -738,6 +754,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--config", required=True, help="the JSON configuration (DNSConfig)")
     parser.add_argument("--log", help="the query log's path (overrides the configuration's)")
+    parser.add_argument(
+        "--exit-with-stdin",
+        action="store_true",
+        help="exit when standard input closes (so it never outlives the process feeding it)",
+    )
     args = parser.parse_args(argv)
     try:
         require_dnspython()
@@ -752,7 +773,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stdout.write(json.dumps({"ready": True, "listen": addresses}) + "\n")
         sys.stdout.flush()
 
-    serve(config, ready)
+    serve(config, ready, exit_with_stdin=args.exit_with_stdin)
 
 
 if __name__ == "__main__":

@@ -184,9 +184,10 @@ def _process_start(pid: int) -> float | None:
     return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
-def _is_stale(name: str) -> bool:
+def _is_stale(name: str, *made_at: Path) -> bool:
     """Whether lab namespace ``name`` was left behind: the process that made it (the PID
-    in its name) is gone, or is a later process that got the same PID."""
+    in its name) is gone, or is a later process that got the same PID (than the first
+    of ``made_at`` that exists, by its modification time)."""
     match = _NAME.match(name)
     if match is None:
         return False  # not the lab's: never touched
@@ -197,7 +198,7 @@ def _is_stale(name: str) -> bool:
     if started is None:
         return True
     made = None
-    for path in (NETNS_ETC_DIR / name, NETNS_RUN_DIR / name):
+    for path in (*made_at, NETNS_ETC_DIR / name, NETNS_RUN_DIR / name):
         with contextlib.suppress(OSError):
             made = path.stat().st_mtime
             break
@@ -205,10 +206,20 @@ def _is_stale(name: str) -> bool:
     return made is not None and started > made + 2
 
 
+def _kill_inside(name: str) -> None:
+    """SIGKILL every process left in namespace ``name`` (never this one)."""
+    listed = _ip("netns", "pids", name, check=False)
+    for word in listed.stdout.split():
+        if word.isdigit() and int(word) != os.getpid():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(word), signal.SIGKILL)
+
+
 def sweep_stale() -> list[str]:
     """Remove the lab namespaces (and ``/etc/netns`` folders) whose maker is gone, e.g.
-    after a crashed or killed test run; return their names. Only ``cbn-lab-PID-N``
-    names are looked at, and one whose process still runs is never touched."""
+    after a crashed or killed test run, with any process the lab left inside; return
+    their names. Only ``cbn-lab-PID-N`` names are looked at, and one whose process
+    still runs is never touched."""
     names: set[str] = set()
     for folder in (NETNS_RUN_DIR, NETNS_ETC_DIR):
         with contextlib.suppress(OSError):
@@ -217,9 +228,15 @@ def sweep_stale() -> list[str]:
     for name in sorted(names):
         if _is_stale(name):
             if (NETNS_RUN_DIR / name).exists():
+                _kill_inside(name)
                 _ip("netns", "delete", name, check=False)
             shutil.rmtree(NETNS_ETC_DIR / name, ignore_errors=True)
             removed.append(name)
+    # Work folders: NAME-RANDOM in the temporary folder.
+    for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}-*-*-*"):
+        name = folder.name.rsplit("-", 1)[0]
+        if folder.is_dir() and _is_stale(name, folder):
+            shutil.rmtree(folder, ignore_errors=True)
     return removed
 
 
@@ -541,6 +558,7 @@ class Namespace:
             except BaseException as exc:
                 errors.append(exc)
         if (NETNS_RUN_DIR / self.name).exists():
+            _kill_inside(self.name)  # anything that left its session (a daemon)
             deleted = _ip("netns", "delete", self.name, check=False)
             if deleted.returncode:
                 errors.append(RuntimeError(f"`ip netns delete {self.name}`: {deleted.stderr}"))
@@ -708,16 +726,20 @@ class Namespace:
         *,
         env: Mapping[str, str] | None = None,
         stdout: bool = False,
+        stdin: bool = False,
     ) -> Process:
         """Start ``argv`` inside, to run until `Process.stop` or the namespace's close.
         Its standard error goes to a file in `workdir` (`Process.stderr`); with
-        ``stdout`` its standard output is a pipe (``process.popen.stdout``)."""
+        ``stdout`` its standard output is a pipe (``process.popen.stdout``); with
+        ``stdin`` its standard input is a pipe only this process holds, which closes
+        when this process dies, however it dies: a process that exits at the end of
+        its input never outlives the test."""
         args = self.command(argv)
         log = self.workdir / f"process-{len(self._processes) + 1}.stderr"
         with log.open("wb") as stderr:
             popen = subprocess.Popen(
                 args,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                 stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
                 stderr=stderr,
                 env={**os.environ, **env} if env else None,
@@ -786,8 +808,12 @@ class Namespace:
             config = dataclasses.replace(given, log=str(log))
             path = self.workdir / f"dns-{number}.json"
             path.write_text(json.dumps(config.to_json()), encoding="utf-8")
-            argv = [sys.executable, "-m", "connectbyname.testing.dnsserver", "--config", str(path)]
-            started.append((config, self.spawn(argv, stdout=True)))
+            argv = [
+                sys.executable,
+                *("-m", "connectbyname.testing.dnsserver", "--config", str(path)),
+                "--exit-with-stdin",  # it never outlives this process, even killed
+            ]
+            started.append((config, self.spawn(argv, stdout=True, stdin=True)))
         return [DNSServer(config, process, _wait_ready(process)) for config, process in started]
 
 
