@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from connectbyname.testing import lab as lab_module
+from connectbyname.testing import plugin
 from connectbyname.testing.dnsserver import (
     DROP,
     NODATA,
@@ -200,6 +201,14 @@ def asked(lab: Lab, name: str) -> list[tuple[str, str]]:
     """(type, transport) of each query for ``name``, in arrival order."""
     assert lab.dns is not None
     return [(query.type or "", query.transport) for query in lab.dns.queries(name)]
+
+
+def require_lab() -> None:
+    """Skip (or fail, where the lab is required) as the fixtures do, for tests that make
+    namespaces themselves."""
+    reason = lab_module.unavailable_reason()
+    if reason is not None:
+        plugin._lab_unavailable(reason)
 
 
 def namespaces() -> set[str]:
@@ -524,6 +533,7 @@ def test_ipv6_only_behind_nat64(network_lab: Any) -> None:
 def test_namespace_is_removed_on_every_path(netns: Any) -> None:
     """A namespace, its /etc/netns folder, work folder and processes go away when the
     block raises; addresses and sockets made inside stay inside; calls report errors."""
+    require_lab()
     seen: dict[str, Any] = {}
 
     def failing_test() -> None:
@@ -595,8 +605,7 @@ def test_a_killed_test_leaves_nothing_behind() -> None:
     """A process killed (SIGKILL) in the middle of a lab: its DNS server exits by itself,
     and the next sweep removes the namespace, its folders and what still ran inside;
     a namespace whose maker still runs is left alone."""
-    if lab_module.unavailable_reason():
-        pytest.skip(str(lab_module.unavailable_reason()))
+    require_lab()
     crashing = subprocess.Popen([sys.executable, "-c", CRASHING_TEST], stdout=subprocess.PIPE)
     try:
         assert crashing.stdout is not None
@@ -638,8 +647,6 @@ def test_unavailable_has_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_fixture_skips_or_fails_as_configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    from connectbyname.testing import plugin
-
     monkeypatch.delenv(plugin.LAB_REQUIRED_VARIABLE, raising=False)
     with pytest.raises(pytest.skip.Exception, match="network lab unavailable: why"):
         plugin._lab_unavailable("why")
