@@ -54,14 +54,18 @@ import tempfile
 import textwrap
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Self, TypeVar
 
 from ._loopback import Blackhole, HTTPServer
 from .dnsserver import (
+    DROP,
     NAT64_PREFIX,
+    NODATA,
+    NXDOMAIN,
+    REFUSED,
+    SERVFAIL,
     DNSConfig,
     NameSpec,
     Query,
@@ -69,21 +73,32 @@ from .dnsserver import (
     nat64_address,
     read_query_log,
     require_dnspython,
+    svcb,
 )
 
+# The DNS server's script, re-exported: a test needs one import.
 __all__ = [
     "DEFAULT_HOSTS",
     "DEFAULT_HOST_CONF",
     "DEFAULT_NSSWITCH",
+    "DROP",
     "NAT64_PREFIX",
+    "NODATA",
+    "NXDOMAIN",
+    "REFUSED",
+    "SERVFAIL",
+    "DNSConfig",
     "DNSServer",
     "Lab",
     "LabCallError",
     "LabUnavailable",
     "Namespace",
     "Process",
+    "Query",
+    "Reply",
     "Result",
     "nat64_address",
+    "svcb",
     "sweep_stale",
     "unavailable_reason",
 ]
@@ -109,7 +124,8 @@ _READY_TIMEOUT = 20.0  # a DNS server's start: generous, for a loaded machine
 
 _counter = itertools.count(1)
 _swept = False
-_live: weakref.WeakSet[Namespace] = weakref.WeakSet()
+# Open namespaces, closed at exit if a test never did (a strong reference on purpose).
+_live: set[Namespace] = set()
 
 
 class LabUnavailable(RuntimeError):
@@ -516,7 +532,10 @@ class Namespace:
                 sweep_stale()
         self.name = f"{PREFIX}-{os.getpid()}-{next(_counter)}"
         etc_dir = NETNS_ETC_DIR / self.name
-        etc_dir.mkdir(parents=True, exist_ok=False)
+        try:
+            etc_dir.mkdir(parents=True, exist_ok=False)
+        except OSError as exc:
+            raise LabUnavailable(f"cannot make {etc_dir} for the resolver files: {exc}") from exc
         self._made = True
         _live.add(self)
         try:
