@@ -15,6 +15,12 @@ see ``dual_stack_host``.
 - `StaticResolver` and `patch_getaddrinfo`: names mapped to loopback literals, for the
   whole process (so stock clients see them too), never asking the system.
 - `open_fds` and `no_fd_leak`: file-descriptor leak checks.
+
+Beyond loopback, `connectbyname.testing.lab` (imported on its own: Linux, root and
+iproute2) makes a network namespace per test with a scripted DNS server
+(`connectbyname.testing.dnsserver`, on dnspython), its own resolv.conf and hosts file,
+and servers, so code meets the system's real resolver; the ``network_lab`` fixture
+builds one from a short description.
 """
 
 from ._loopback import (

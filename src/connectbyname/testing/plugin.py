@@ -16,16 +16,39 @@ refused, and the IPv6 answer 0.3 s later than the IPv4 one: what a slow or lossy
 resolver does), ``"all-dead"`` (every address blackholed: only a timeout ends a
 connect), and ``"blackholed-v4"``, ``"refused-v4"`` (IPv4 broken, IPv6 serving).
 Everything is torn down after the test.
+
+``network_lab`` goes further (Linux, as root): a network namespace of the test's own
+with a scripted DNS server, its own resolv.conf and hosts file, HTTP servers and
+blackholes, where code runs against the system's real resolver::
+
+    from connectbyname.testing.dnsserver import Reply
+
+    def probe(port):                      # runs inside the namespace
+        import requests
+        return requests.get(f"http://dual.test:{port}/", timeout=3).status_code
+
+    def test_slow_aaaa(network_lab):
+        lab = network_lab(
+            dns={"dual.test": {"AAAA": Reply("::1", delay=0.3), "A": "127.0.0.1"}},
+            http=["127.0.0.1"], blackhole=["::1"],
+        )
+        assert lab.call(probe, lab.port) == 200
+
+See `connectbyname.testing.lab.Lab` for the description's keys. Where no namespace can be
+made (not root, no ``ip``), the test is skipped, or fails if the environment variable
+``CONNECTBYNAME_LAB_REQUIRED`` is set (for CI, where it must run). ``netns`` gives bare
+`connectbyname.testing.lab.Namespace` objects the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import pytest
 
@@ -37,6 +60,9 @@ from ._loopback import (
     dual_stack,
     patch_getaddrinfo,
 )
+
+if TYPE_CHECKING:  # the lab is imported by the fixtures that use it, not with the plugin
+    from .lab import Lab, Namespace
 
 HostKind = Literal[
     "blackholed-v6", "refused-v6", "slow-aaaa", "all-dead", "blackholed-v4", "refused-v4"
@@ -104,5 +130,50 @@ def dual_stack_host() -> Iterator[Callable[[HostKind], LabHost]]:
             stack.callback(resolver.release)
             resolvers[name] = resolver
             return LabHost(kind, name, port, ("::1", "127.0.0.1"), server)
+
+        yield make
+
+
+#: Set (to anything but "" or "0") to fail instead of skip where no lab can be made.
+LAB_REQUIRED_VARIABLE = "CONNECTBYNAME_LAB_REQUIRED"
+
+
+def _lab_unavailable(reason: str) -> NoReturn:
+    if os.environ.get(LAB_REQUIRED_VARIABLE, "") not in ("", "0"):
+        pytest.fail(f"the network lab is required ({LAB_REQUIRED_VARIABLE}) but: {reason}")
+    pytest.skip(f"network lab unavailable: {reason}")
+
+
+@pytest.fixture
+def network_lab() -> Iterator[Callable[..., Lab]]:
+    """A factory of `connectbyname.testing.lab.Lab` objects (a network namespace with DNS
+    server, resolver files and servers), each torn down after the test: call it with
+    `Lab`'s arguments. Skips the test where no namespace can be made."""
+    from . import lab as lab_module
+
+    with contextlib.ExitStack() as stack:
+
+        def make(*args: Any, **kwargs: Any) -> Lab:
+            try:
+                return stack.enter_context(lab_module.Lab(*args, **kwargs))
+            except lab_module.LabUnavailable as exc:
+                _lab_unavailable(exc.reason)
+
+        yield make
+
+
+@pytest.fixture
+def netns() -> Iterator[Callable[..., Namespace]]:
+    """A factory of bare `connectbyname.testing.lab.Namespace` objects (call it with
+    `Namespace`'s arguments), each removed after the test; skips like ``network_lab``."""
+    from . import lab as lab_module
+
+    with contextlib.ExitStack() as stack:
+
+        def make(**kwargs: Any) -> Namespace:
+            try:
+                return stack.enter_context(lab_module.Namespace(**kwargs))
+            except lab_module.LabUnavailable as exc:
+                _lab_unavailable(exc.reason)
 
         yield make
