@@ -13,7 +13,7 @@ import collections
 import errno
 import ipaddress
 import socket
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import ClassVar
 
 import pytest
@@ -51,7 +51,7 @@ def cand(host: str, port: int = 443, scope_id: int = 0) -> Candidate:
     return Candidate(V4, (host, port))
 
 
-def table(sources: dict[str, str | None]) -> Callable[[Candidate], str | None]:
+def table(sources: Mapping[str, str | None]) -> Callable[[Candidate], str | None]:
     """A `SourceOf` reading a table of destination -> source address."""
 
     def source_of(candidate: Candidate) -> str | None:
@@ -387,9 +387,15 @@ addresses = st.one_of(st.sampled_from(POOL), st.ip_addresses().map(str))
 v4_sources = st.one_of(
     st.sampled_from([h for h in POOL if ":" not in h]), st.ip_addresses(v=4).map(str)
 )
+
+
+def _unmapped(host: str) -> bool:
+    return ipaddress.IPv6Address(host).ipv4_mapped is None
+
+
 v6_sources = st.one_of(
     st.sampled_from([h for h in POOL if ":" in h and "ffff" not in h]),
-    st.ip_addresses(v=6).filter(lambda a: a.ipv4_mapped is None).map(str),
+    st.ip_addresses(v=6).map(str).filter(_unmapped),
 )
 
 
@@ -723,7 +729,7 @@ class FakeSocket:
 def test_kernel_source_errors(monkeypatch: pytest.MonkeyPatch, code: int, kept: bool) -> None:
     FakeSocket.error = code
     FakeSocket.made = []
-    monkeypatch.setattr(_sort.socket, "socket", FakeSocket)
+    monkeypatch.setattr(socket, "socket", FakeSocket)
     source = KernelSource()
     assert source(cand("2001:db8::1")) is None
     assert source(cand("2001:db8::1")) is None
@@ -735,7 +741,7 @@ def test_kernel_source_no_socket(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_socket(family: int, kind: int) -> socket.socket:
         raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
 
-    monkeypatch.setattr(_sort.socket, "socket", no_socket)
+    monkeypatch.setattr(socket, "socket", no_socket)
     assert KernelSource()(cand("::1")) is None
 
 
