@@ -4,11 +4,13 @@ Each example is found by its fence. One right after a ``<!-- not run: REASON -->
 line (blank lines between allowed) is not run, for that reason (the few that need the
 internet); it must still compile and define every name it uses. Every other example is
 run in a fresh interpreter, on its own (its imports included), with a timeout, and
-must exit 0. The examples bring their own servers on loopback (``connectbyname.testing``)
-and nothing may reach beyond it: an audit hook in the example's interpreter refuses
-(and fails the example for) any connect or datagram to an address outside 127.0.0.0/8
-and ::1, and any lookup of a name by the system's resolver (a name the example maps
-with ``connectbyname.testing.patch_getaddrinfo`` never reaches it).
+must exit 0, having printed what the ```text block right after it shows (numbers
+aside: ports and times change from run to run). The examples bring their own servers
+on loopback (``connectbyname.testing``) and nothing may reach beyond it: an audit hook
+in the example's interpreter refuses (and fails the example for) any connect or
+datagram to an address outside 127.0.0.0/8 and ::1, and any lookup of a name by the
+system's resolver (a name the example maps with
+``connectbyname.testing.patch_getaddrinfo`` never reaches it).
 
 A failure names the example's line in README.md, and the example runs from a file padded
 so that its traceback's line numbers are README.md's too.
