@@ -21,8 +21,13 @@ import importlib.metadata
 import urllib.request
 from typing import Any
 
-import httpcore
-import httpx
+try:
+    import httpcore
+    import httpx
+except ModuleNotFoundError as exc:
+    from . import missing_client
+
+    missing_client(exc, "httpx")
 
 #: The httpx releases this adapter was tested with (see the README's version table).
 TESTED = "httpx 0.28.0 to 0.28.1"

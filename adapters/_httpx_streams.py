@@ -21,11 +21,16 @@ import sys
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-import anyio
-import anyio.abc
-import anyio.streams.tls
-import httpcore
-import httpx
+try:
+    import anyio
+    import anyio.abc
+    import anyio.streams.tls
+    import httpcore
+    import httpx
+except ModuleNotFoundError as exc:
+    from . import missing_client
+
+    missing_client(exc, "httpx")
 
 from connectbyname import (
     AddressDeniedError,

@@ -38,8 +38,13 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Unpack, cast
 
-import httpcore
-import httpx
+try:
+    import httpcore
+    import httpx
+except ModuleNotFoundError as exc:
+    from . import missing_client
+
+    missing_client(exc, "httpx")
 
 from connectbyname import EngineOptions
 from connectbyname._info import INFO_KEY

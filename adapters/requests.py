@@ -26,14 +26,19 @@ from __future__ import annotations
 
 from typing import Any, Unpack
 
-import requests
-from requests.adapters import (
-    DEFAULT_POOLBLOCK,
-    DEFAULT_POOLSIZE,
-    DEFAULT_RETRIES,
-    HTTPAdapter,
-)
-from urllib3.util.retry import Retry
+try:
+    import requests
+    from requests.adapters import (
+        DEFAULT_POOLBLOCK,
+        DEFAULT_POOLSIZE,
+        DEFAULT_RETRIES,
+        HTTPAdapter,
+    )
+    from urllib3.util.retry import Retry
+except ModuleNotFoundError as exc:
+    from . import missing_client
+
+    missing_client(exc, "requests")
 
 from connectbyname import Attempt, ConnectByNameError, EngineOptions, PolicyDenial
 from connectbyname._parse import Options, options_from

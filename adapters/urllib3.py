@@ -48,15 +48,20 @@ import sys
 from collections.abc import Callable
 from typing import Any, Final, Unpack
 
-from urllib3 import connection as _connection
-from urllib3 import connectionpool as _connectionpool
-from urllib3 import exceptions as _exceptions
-from urllib3 import poolmanager as _poolmanager
-from urllib3.response import HTTPResponse
-from urllib3.util import connection as _util_connection
-from urllib3.util import ssl_ as _ssl
-from urllib3.util.retry import Retry
-from urllib3.util.timeout import Timeout
+try:
+    from urllib3 import connection as _connection
+    from urllib3 import connectionpool as _connectionpool
+    from urllib3 import exceptions as _exceptions
+    from urllib3 import poolmanager as _poolmanager
+    from urllib3.response import HTTPResponse
+    from urllib3.util import connection as _util_connection
+    from urllib3.util import ssl_ as _ssl
+    from urllib3.util.retry import Retry
+    from urllib3.util.timeout import Timeout
+except ModuleNotFoundError as exc:
+    from . import missing_client
+
+    missing_client(exc, "urllib3")
 
 from connectbyname import (
     AddressDeniedError,

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._errors import ConnectByNameError
 from ._events import EventListener
@@ -50,6 +50,19 @@ from ._resolve import AsyncNativeResolver, Lookup, Resolver, resolution_error, s
 
 if TYPE_CHECKING:
     import anyio.abc
+
+
+def _missing_anyio(exc: ModuleNotFoundError) -> NoReturn:
+    """Re-raise ``exc``, anyio's import failing at call time, as the error that says
+    which extra installs it (``name`` stays the missing module's)."""
+    if (exc.name or "").partition(".")[0] != "anyio":
+        raise exc
+    raise ModuleNotFoundError(
+        "connectbyname's async engine (aconnect_by_name) needs anyio: "
+        "pip install 'connectbyname[async]'",
+        name=exc.name,
+    ) from exc
+
 
 _Family = socket.AddressFamily
 
@@ -129,7 +142,10 @@ async def aconnect_by_name(
     `TimedOutError`, `HostUnreachableError`, `AddressDeniedError` or
     `OutOfResourcesError`.
     """
-    import anyio.abc
+    try:
+        import anyio.abc
+    except ModuleNotFoundError as exc:
+        _missing_anyio(exc)
 
     connection = await aconnect_socket(
         nodename,
@@ -335,8 +351,11 @@ async def adrive(
 ) -> Connection:
     """Run the race loop to its end, waiting in the event loop (with a clock, a poller
     and a socket layer of the caller's, for tests)."""
-    import anyio
-    import anyio.lowlevel
+    try:
+        import anyio
+        import anyio.lowlevel
+    except ModuleNotFoundError as exc:
+        _missing_anyio(exc)
 
     # Even a call that needs no wait (a literal on loopback) is a checkpoint, as
     # every anyio call is: cancellation is noticed and other tasks get to run.
