@@ -1579,7 +1579,8 @@ def schedule(config: SystemConfig | ResolvConf, offset: int = 0) -> list[tuple[i
     """
     resolv = config.resolv if isinstance(config, SystemConfig) else config
     count = len(resolv.nameservers)
-    rounds = 1 if resolv.use_vc else resolv.attempts
+    # use-vc: the first send sets try = retry, so one pass (none when attempts <= 0).
+    rounds = min(resolv.attempts, 1) if resolv.use_vc else resolv.attempts
     sends: list[tuple[int, float]] = []
     for _ in range(max(rounds, 0)):
         for shift in range(count):
