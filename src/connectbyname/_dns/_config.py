@@ -133,7 +133,7 @@ _ASCII_LOWER: Final = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklm
 
 def _lower(text: str) -> str:
     """ASCII-only case folding, as ``strcasecmp`` in the C and UTF-8 locales."""
-    return text.translate(_ASCII_LOWER)
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
 
 
 def _cstr(line: str) -> str:
@@ -404,31 +404,46 @@ def check_name(name: str) -> bool:
 # --- /etc/hosts (nss/nss_files/files-hosts.c, files-parse.c, nss_readline.c) ---------
 
 
+_AF_UNSPEC: Final = int(socket.AF_UNSPEC)
+_AF_INET: Final = int(socket.AF_INET)
+_AF_INET6: Final = int(socket.AF_INET6)
+
+
 @dataclass(frozen=True, slots=True)
 class HostsEntry:
     """One usable line of /etc/hosts: its address (as glibc's AF_UNSPEC parse sees it:
-    ``inet_pton(AF_INET)``, else ``inet_pton(AF_INET6)``), canonical name and aliases."""
+    ``inet_pton(AF_INET)``, else ``inet_pton(AF_INET6)``), canonical name and aliases.
+    ``address`` is the text ``inet_ntop`` gives; ``ipv4`` is what the line gives an
+    AF_INET lookup (the address of an IPv4 line, the IPv4 address of a v4-mapped line,
+    127.0.0.1 for exactly ``::1``, otherwise None: the line is skipped)."""
 
     family: int
     packed: bytes
     name: str
     aliases: tuple[str, ...] = ()
+    address: str = field(default="", compare=False)
+    ipv4: str | None = field(default=None, compare=False)
 
-    @property
-    def address(self) -> str:
-        return _ntop(self.packed)
+    @classmethod
+    def of(cls, packed: bytes, name: str, aliases: tuple[str, ...] = ()) -> HostsEntry:
+        if len(packed) == 4:
+            text = _ntop(packed)
+            return cls(socket.AF_INET, packed, name, aliases, text, text)
+        ipv4: str | None = None
+        if packed[:12] == bytes(10) + b"\xff\xff":  # v4-mapped
+            ipv4 = _ntop(packed[12:])
+        elif packed == bytes(15) + b"\x01":  # exactly ::1
+            ipv4 = "127.0.0.1"
+        return cls(socket.AF_INET6, packed, name, aliases, _ntop(packed), ipv4)
 
     def for_family(self, family: int) -> str | None:
         """The address this line gives a lookup of `family`, or None if the line is
         skipped for it (``parse_line`` in files-hosts.c)."""
-        if family in (socket.AF_UNSPEC, self.family):
-            return self.address
-        if family == socket.AF_INET:
-            if self.packed[:12] == bytes(10) + b"\xff\xff":  # v4-mapped
-                return _ntop(self.packed[12:])
-            if self.packed == bytes(15) + b"\x01":  # exactly ::1
-                return "127.0.0.1"
-        return None
+        if family == _AF_INET:
+            return self.ipv4
+        if family == _AF_INET6:
+            return self.address if self.family == _AF_INET6 else None
+        return self.address
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,16 +505,12 @@ def parse_hosts(text: str | None) -> HostsFile:
         if cut >= 0:
             line = line[:cut]
         address, i = _split_field(line, 0)
-        packed = inet_pton4(address)
-        family = socket.AF_INET
-        if packed is None:
-            packed = inet_pton6(address)
-            family = socket.AF_INET6
+        packed = inet_pton4(address) or inet_pton6(address)
         if packed is None:
             continue
         name, i = _split_field(line, i)
         aliases = tuple(token for token in re.split(r"[ \t\n\v\f\r]+", line[i:]) if token)
-        entry = HostsEntry(family, packed, name, aliases)
+        entry = HostsEntry.of(packed, name, aliases)
         number = len(entries)
         entries.append(entry)
         for key in dict.fromkeys(_lower(n) for n in (name, *aliases)):
@@ -526,8 +537,10 @@ def lookup_hosts(
     if hosts is None or not hosts.present:
         return None
     found: list[str] = []
+    entries = hosts.entries
+    family = int(family)
     for number in hosts.index.get(_lower(name), ()):
-        address = hosts.entries[number].for_family(family)
+        address = entries[number].for_family(family)
         if address is None:
             continue
         found.append(address)
@@ -1334,15 +1347,20 @@ def _nsswitch_reasons(conf: NsswitchConf) -> list[str]:
 
 _LOADERS: dict[Paths, ConfigLoader] = {}
 _LOADERS_LOCK = threading.Lock()
+_DEFAULT_LOADER: list[ConfigLoader] = []  # the loader of DEFAULT_PATHS, once made
 
 
 def load(paths: Paths = DEFAULT_PATHS) -> SystemConfig | Unsupported:
     """The process-wide snapshot for `paths` (one `ConfigLoader` per `Paths`, reading
     ``os.environ``): a `SystemConfig` to resolve with, or `Unsupported`."""
+    if paths is DEFAULT_PATHS and _DEFAULT_LOADER:
+        return _DEFAULT_LOADER[0].get()
     loader = _LOADERS.get(paths)
     if loader is None:
         with _LOADERS_LOCK:
             loader = _LOADERS.setdefault(paths, ConfigLoader(paths))
+            if paths is DEFAULT_PATHS:
+                _DEFAULT_LOADER.append(loader)
     return loader.get()
 
 
