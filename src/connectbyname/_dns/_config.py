@@ -1384,7 +1384,10 @@ class Outcome(Enum):
       any other rcode): the walk stops searching.
     - CONNREFUSED: every server failed without a reply or a timeout (ICMP unreachable,
       ``connect`` failed, or no send at all when attempts <= 0), so ``errno`` is
-      ECONNREFUSED: the whole lookup ends with EAI_AGAIN at the next search step.
+      ECONNREFUSED. On a search-list name the lookup ends there with EAI_AGAIN; the
+      as-is query does not look at errno, so after it the walk goes on, and the next
+      search step ends it (even one that sends nothing). [errno staying ECONNREFUSED
+      across a step that sends nothing is inferred from the code, not observed.]
     """
 
     SUCCESS = "success"
