@@ -55,6 +55,9 @@ PINNED = ("urllib3", "requests", "httpx", "httpcore")
 #: injected mode ends as a failure instead of stalling the run.
 HARNESS_REQUIREMENTS = ("pytest-timeout",)
 MODES = ("stock", "injected")
+#: pytest exit statuses of a run that went through: all passed, some failed, none
+#: selected (``-- -k`` that matches nothing in one suite).
+PYTEST_FINISHED = (0, 1, 5)
 #: Outcomes pytest reports, plus "absent": not collected in that run.
 ABSENT = "absent"
 
@@ -237,8 +240,8 @@ def fetch_sdist(name: str, version: str, cache: Path) -> Path:
 
 def extract_suite(suite: Suite, sdist: Path, version: str, cache: Path) -> Path:
     """The sdist's test files (``suite.members``), extracted once."""
-    members = hashlib.sha256("\n".join(suite.members).encode()).hexdigest()[:8]
-    target = cache / "suites" / f"{suite.name}-{version}-{members}"
+    digest = hashlib.sha256("\n".join(suite.members).encode()).hexdigest()[:8]
+    target = cache / "suites" / f"{suite.name}-{version}-{digest}"
     if (target / ".complete").exists():
         return target
     shutil.rmtree(target, ignore_errors=True)
@@ -330,8 +333,35 @@ def check_namespaces_available() -> None:
         )
     if shutil.which("ip") is None:
         raise HarnessError("`ip` (iproute2) not found: it makes the network namespaces")
+    _delete_orphaned_namespaces()
     with network_namespace("probe"):
         pass
+
+
+_NAMESPACE_PREFIX = "cbn-conformance-"
+
+
+def _delete_orphaned_namespaces() -> None:
+    """Namespaces (and /etc/netns folders) left by a run of this harness that was
+    killed outright: those whose process is gone."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    names = {line.split()[0] for line in listed.stdout.splitlines() if line.strip()}
+    with contextlib.suppress(OSError):
+        names |= set(os.listdir("/etc/netns"))
+    for name in sorted(names):
+        pid = name.removeprefix(_NAMESPACE_PREFIX).split("-", 1)[0]
+        if name.startswith(_NAMESPACE_PREFIX) and pid.isdigit() and not _alive(int(pid)):
+            _delete_namespace(name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _delete_namespace(name: str) -> None:
@@ -385,7 +415,7 @@ def network_namespace(tag: str) -> Iterator[str]:
     once; hosts is this machine's plus what a usual dual-stack host answers (and the
     suites check for before running their IPv6 and FQDN tests): ``localhost`` with ::1
     as well as 127.0.0.1, and ``localhost.``, which DNS resolvers answer."""
-    name = f"cbn-conformance-{os.getpid()}-{tag}"
+    name = f"{_NAMESPACE_PREFIX}{os.getpid()}-{tag}"
     with _namespaces_lock:
         _namespaces.add(name)
     try:
@@ -766,7 +796,7 @@ def _main(args: argparse.Namespace) -> int:
     first = run_jobs([job(c, m, None, "") for c in clients for m in modes], args.jobs)
     runs_seconds = time.monotonic() - t0
     results = {(r.client, r.mode): r for r in first}
-    broken = [r for r in first if r.exit_status not in (0, 1)]
+    broken = [r for r in first if r.exit_status not in PYTEST_FINISHED]
     for result in first:
         if result.mode == "injected" and not any(result.engine_calls.values()):
             say(f"  {result.client}: the injected run made no connection through the engine")
@@ -812,7 +842,7 @@ def _main(args: argparse.Namespace) -> int:
     if rerun_jobs:
         say(f"reruns of the differing tests ({args.reruns} in each mode):")
         reruns = run_jobs(rerun_jobs, args.jobs)
-        broken += [r for r in reruns if r.exit_status not in (0, 1)]
+        broken += [r for r in reruns if r.exit_status not in PYTEST_FINISHED]
     rerun_seconds = time.monotonic() - t0
     for client, tests in first_diffs.items():
         stock, injected = results[(client, "stock")], results[(client, "injected")]

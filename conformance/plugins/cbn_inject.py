@@ -108,13 +108,15 @@ def _inject_httpx() -> Callable[[], bool]:
         if kwargs.get("uds") is not None:
             return httpx.HTTPTransport(**kwargs)
         kwargs.pop("uds", None)
-        return ConnectByNameTransport(**kwargs)
+        transport: httpx.BaseTransport = ConnectByNameTransport(**kwargs)
+        return transport
 
     def async_transport(**kwargs: Any) -> httpx.AsyncBaseTransport:
         if kwargs.get("uds") is not None:
             return httpx.AsyncHTTPTransport(**kwargs)
         kwargs.pop("uds", None)
-        return AsyncConnectByNameTransport(**kwargs)
+        transport: httpx.AsyncBaseTransport = AsyncConnectByNameTransport(**kwargs)
+        return transport
 
     keep_sync = _replace(httpx._client, "HTTPTransport", httpx.HTTPTransport, sync_transport)
     keep_async = _replace(

@@ -179,7 +179,7 @@ def _install() -> None:
     # back ours.
     pytest_socket = sys.modules.get("pytest_socket")
     if pytest_socket is not None and hasattr(pytest_socket, "_true_connect"):
-        pytest_socket._true_connect = _connect
+        pytest_socket._true_connect = _connect  # type: ignore[attr-defined]
 
 
 def pytest_configure(config: pytest.Config) -> None:
