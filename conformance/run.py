@@ -593,8 +593,14 @@ def run_jobs(jobs: list[Job], workers: int) -> list[RunResult]:
     return results
 
 
+_FAILED = ("failed", "error", "xpassed")
+
+
 def _describe(job: Job) -> str:
-    what = "whole suite" if job.tests is None else f"{len(job.tests)} tests again"
+    if job.tests is not None:
+        what = f"{len(job.tests)} tests again"
+    else:
+        what = "whole suite" if not job.extra_args else " ".join(job.extra_args)
     return f"{job.suite.name:8} {job.mode:8} ({what})"
 
 
@@ -797,29 +803,42 @@ def _main(args: argparse.Namespace) -> int:
     runs_seconds = time.monotonic() - t0
     results = {(r.client, r.mode): r for r in first}
     broken = [r for r in first if r.exit_status not in PYTEST_FINISHED]
+    whole = not args.pytest_args
     for result in first:
-        if result.mode == "injected" and not any(result.engine_calls.values()):
+        if whole and result.mode == "injected" and not any(result.engine_calls.values()):
             say(f"  {result.client}: the injected run made no connection through the engine")
             broken.append(result)
 
-    identity = {
-        "harness": harness_digest(),
-        "versions": versions,
-        "pytest_args": list(args.pytest_args),
-        "inject": args.inject,
-    }
-    if not args.pytest_args:  # only whole-suite runs are worth comparing with later
+    def identity(client: str, mode: str) -> dict[str, Any]:
+        return {
+            "harness": harness_digest(),
+            "versions": versions,
+            "client": client,
+            "inject": args.inject if mode == "injected" else None,
+        }
+
+    if whole:  # whole-suite runs are kept, to compare a later run of one mode with
         for result in first:
-            save_result(cache, result, {**identity, "client": result.client})
+            save_result(cache, result, identity(result.client, result.mode))
+    alone: list[RunResult] = []
     if len(modes) == 1:
         other = MODES[1 - MODES.index(modes[0])]
         for client in clients:
-            saved = load_saved(cache, client, other, {**identity, "client": client})
+            saved = load_saved(cache, client, other, identity(client, other))
             if saved is None:
-                say(f"  {client}: no saved {other} run for these versions to compare with")
-            else:
-                say(f"  {client}: comparing with the saved {other} run")
-                results[(client, other)] = saved
+                say(f"  {client}: no saved {other} run of these versions and harness")
+                alone.append(results[(client, modes[0])])
+                continue
+            say(f"  {client}: compared with the saved {other} run of the whole suite")
+            if not whole:  # only the tests this run selected
+                ran = results[(client, modes[0])].outcomes
+                saved.outcomes = {t: o for t, o in saved.outcomes.items() if t in ran}
+            results[(client, other)] = saved
+    for result in alone:
+        failed = sorted(t for t, o in result.outcomes.items() if o["outcome"] in _FAILED)
+        say(f"\n{result.client} {result.mode}: {len(failed)} failed (nothing to compare with)")
+        for test in failed:
+            say(f"    {test}\n        {result.outcome(test)}: {result.reason(test)}")
 
     # Differences, then the differing tests again in both modes.
     differences: list[Difference] = []
@@ -899,7 +918,7 @@ def report(
         say("nothing to compare (one mode only, and no saved run of the other)")
     for title, items in (
         ("UNEXPECTED DIFFERENCES (stock -> injected)", unexpected),
-        ("expected differences (conformance/expected-differences.txt)", listed),
+        (f"expected differences ({args.expected.name})", listed),
         ("flaky even stock (not counted)", flaky),
     ):
         if not items:
@@ -913,6 +932,8 @@ def report(
                 arrow = f"{'/'.join(d.stock)} -> {'/'.join(d.injected)}"
                 note = "  [flaky injected only]" if d.flaky_injected else ""
                 say(f"    {d.test}\n        {arrow}{note}: {d.reason}")
+                if d.key in expected:
+                    say(f"        listed: {expected[d.key]}")
     if stale:
         say(f"stale entries in {args.expected.name} (no longer differ): {len(stale)}")
         for key in stale:
