@@ -5,6 +5,8 @@ namespace run.py puts every suite in), loaded in both modes.
   trio reach in the end) to an address outside 127.0.0.0/8 and ``::1`` fails at once
   with ``ENETUNREACH``, as the kernel does without a route; ``connect_ex`` returns the
   code, as it would. Unspecified addresses (``0.0.0.0``, ``::``) mean this host and pass.
+  It is put back before each test (pytest-socket, in urllib3's test requirements,
+  restores the ``connect`` it saw at import after every test).
 - Tarpits: the suites' "never answers" addresses are pointed at a loopback blackhole,
   `BLACKHOLE_HOST`: for each port asked, a listening socket with a backlog of 0 whose one
   queue slot is taken, so the kernel drops further SYNs and connect() hangs until the
@@ -48,7 +50,9 @@ TARPIT_CONSTANTS = (
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
-_real_getaddrinfo = socket.getaddrinfo  # tests patch socket.getaddrinfo; not this
+# Tests patch socket.getaddrinfo and socket.socket; the blackholes use the real ones.
+_real_getaddrinfo = socket.getaddrinfo
+_real_socket = socket.socket
 
 
 class _Blocked(Exception):
@@ -66,11 +70,11 @@ class _Blackholes:
         with self._lock:
             if port in self._sockets or not 0 < port < 65536:
                 return
-            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener = _real_socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
                 listener.bind((BLACKHOLE_HOST, port))
                 listener.listen(0)
-                filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                filler = _real_socket(socket.AF_INET, socket.SOCK_STREAM)
                 filler.settimeout(5)
                 _real_connect(filler, (BLACKHOLE_HOST, port))  # takes the one slot
             except BaseException:
