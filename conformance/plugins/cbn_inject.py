@@ -70,8 +70,9 @@ def _replace(owner: Any, name: str, expected: object, new: object) -> Callable[[
 
 
 def _inject_urllib3() -> Callable[[], bool]:
-    from connectbyname.adapters.urllib3 import extract_from_urllib3, inject_into_urllib3
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    from connectbyname.adapters.urllib3 import extract_from_urllib3, inject_into_urllib3
 
     inject_into_urllib3()
     _undo.append(extract_from_urllib3)
@@ -89,6 +90,7 @@ def _inject_urllib3() -> Callable[[], bool]:
 def _inject_requests() -> Callable[[], bool]:
     import requests.adapters
     import requests.sessions
+
     from connectbyname.adapters.requests import ConnectByNameAdapter
 
     return _replace(
@@ -99,6 +101,7 @@ def _inject_requests() -> Callable[[], bool]:
 def _inject_httpx() -> Callable[[], bool]:
     import httpx
     import httpx._client
+
     from connectbyname.adapters.httpx import (
         AsyncConnectByNameTransport,
         ConnectByNameTransport,
