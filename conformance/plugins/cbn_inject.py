@@ -3,8 +3,8 @@
 three (comma-separated; default all).
 
 - urllib3: `connectbyname.adapters.urllib3.inject_into_urllib3` at configure time, so
-  every ``HTTPConnectionPool``/``HTTPSConnectionPool`` (and through them every
-  ``PoolManager`` and ``ProxyManager``) connects through the engine.
+  urllib3's own connection classes (and through them every pool, ``PoolManager`` and
+  ``ProxyManager``) connect through the engine.
 - requests: ``requests.sessions.HTTPAdapter``, the name ``Session.__init__`` calls for
   its two default mounts (and nothing else in requests), becomes
   `ConnectByNameAdapter`. So every ``Session`` (and ``requests.get`` & co., which
@@ -70,18 +70,19 @@ def _replace(owner: Any, name: str, expected: object, new: object) -> Callable[[
 
 
 def _inject_urllib3() -> Callable[[], bool]:
-    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+    from urllib3.connection import HTTPConnection
 
-    from connectbyname.adapters.urllib3 import extract_from_urllib3, inject_into_urllib3
+    from connectbyname.adapters import urllib3 as adapter
 
-    inject_into_urllib3()
-    _undo.append(extract_from_urllib3)
-    classes = (HTTPConnectionPool.ConnectionCls, HTTPSConnectionPool.ConnectionCls)
+    adapter.inject_into_urllib3()
+    _undo.append(adapter.extract_from_urllib3)
 
     def keep() -> bool:
-        if (HTTPConnectionPool.ConnectionCls, HTTPSConnectionPool.ConnectionCls) == classes:
+        # Injection replaces urllib3's own connection methods, which no suite resets
+        # (they reset the pools' ConnectionCls, which injection leaves alone).
+        if HTTPConnection._new_conn is adapter._new_conn:
             return False
-        inject_into_urllib3()
+        adapter.inject_into_urllib3()
         return True
 
     return keep
@@ -135,8 +136,8 @@ _engine_calls: dict[str, int] = {}
 #: The engine entry points the adapters call, by adapter module (best effort: a name
 #: an adapter no longer uses is not counted).
 _ENGINE_ENTRY_POINTS = {
-    "connectbyname.adapters.urllib3": ("connect_by_name",),
-    "connectbyname.adapters.httpx": ("connect_by_name", "aconnect_socket"),
+    "connectbyname.adapters.urllib3": ("connect",),
+    "connectbyname.adapters._httpx_streams": ("connect", "aconnect"),
 }
 
 
