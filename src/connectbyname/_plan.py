@@ -29,7 +29,12 @@ The rules, after RFC 8305 (Happy Eyeballs version 2):
 4. Winner. The first attempt reported connected wins; every other attempt still running
    is abandoned, and so is one that reports connected after the winner.
 5. Deadline. The timeout bounds the whole call, resolution included; when it passes,
-   the attempts still running are recorded as timed out and the call fails.
+   the attempts still running are recorded as timed out and the call fails. One
+   exception: when the deadline passed during resolution and no attempt has started
+   yet, the first address still gets one attempt that is never waited for (a connect
+   over inside connect(), as on loopback, wins; any other is timed out at once). A
+   plain connect does as much with a tiny timeout, and the name's lookup should not
+   cost a caller more than the connect it replaces.
 6. Failure. With nothing left to try, nothing running and no lookup outstanding, the
    call fails: the resolver's error if no address ever came, address denied if the
    policy refused every address, out of resources if no attempt could even get a
@@ -336,9 +341,9 @@ class Planner:
             raise RuntimeError("the call is over: next_action() after Connected or Failed")
         if self._winner is not None:
             return self._finish_connected(now)
-        hold = self._separate and not self._records and self._holding(now)
+        hold = self._separate and not self._records and now < self._deadline and self._holding(now)
         if self._queued and not hold and (not self._running or now >= self._next_start):
-            if now >= self._deadline:
+            if now >= self._deadline and self._records:
                 return self._finish_failed(now)
             start = self._start_next(now)
             if start is not None:
