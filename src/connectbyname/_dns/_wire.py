@@ -139,7 +139,7 @@ class Service(NamedTuple):
     ``target`` of ``"."`` means "the owner name" in ServiceMode and "no service" in
     AliasMode (RFC 9460 §2.5). ALPN ids are decoded octet for octet (Latin-1), so
     ``alpn_id.encode("latin-1")`` gives the wire octets back. ``ech`` is the
-    ECHConfigList as received, not checked further. ``other`` holds every key this
+    ECHConfigList as received (its framing checked, its content not). ``other`` holds every key this
     module does not decode (7 and up), value octets as received.
     """
 
@@ -298,7 +298,7 @@ _SOA_TAIL = struct.Struct("!IIIII")
 # Octets a query name may carry: printable ASCII without the ones presentation format
 # escapes (RFC 1035 §5.1: '"', '(', ')', ';', '\\', '@', '$'; '.' separates labels).
 # With these, the text given is exactly the text a reply's name reads back as.
-_NAME_BAD = re.compile(r'[^\x21-\x7e"();\\@$]')
+_NAME_BAD = re.compile(r'[^\x21-\x7e]|["();\\@$]')
 # hostname_ok: labels of letters, digits, '-' and '_', the first not starting with '-'.
 _HNOK = re.compile(r"(?!-)[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?")
 
@@ -490,11 +490,13 @@ def _name(data: bytes, pos: int, cache: _Cache) -> tuple[str, int]:
 
 
 def _name_runs(data: bytes, pos: int, cache: _Cache) -> tuple[str, int]:
-    # The general case of `_name`: any number of pointers, each run of labels cached.
+    # The general case of `_name`: any number of pointers. Every label read here is
+    # cached as the start of a name (its suffix), so that pointers into the middle of
+    # a name cost a lookup: no offset is read twice, whatever the pointers do.
     size = len(data)
     labels: list[bytes] = []
-    # Each run of labels: (its start offset, index of its first label, offset after it).
-    runs: list[tuple[int, int, int]] = []
+    offsets: list[int] = []  # where each label starts
+    runs: list[tuple[int, int, int]] = []  # (start, index of its first label, offset after)
     start = pos
     first = 0
     wire = 1
@@ -510,14 +512,14 @@ def _name_runs(data: bytes, pos: int, cache: _Cache) -> tuple[str, int]:
             runs.append((start, first, pos + 1))
             break
         if length < 64:
-            pos += 1
-            end = pos + length
+            end = pos + 1 + length
             if end > size:
                 raise WireError("label runs past the end of the message")
             wire += length + 1
             if wire > 255:
                 raise WireError("name longer than 255 octets")
-            labels.append(data[pos:end])
+            offsets.append(pos)
+            labels.append(data[pos + 1 : end])
             pos = end
             continue
         if length < 0xC0:
@@ -541,17 +543,22 @@ def _name_runs(data: bytes, pos: int, cache: _Cache) -> tuple[str, int]:
             break
         start = pos = target
         first = len(labels)
-    # Text of every label, then of every run's name; cache them all.
-    texts = [
-        raw.decode("ascii") if not raw.translate(None, _PLAIN) else _escape(raw) for raw in labels
-    ]
-    tail = "" if suffix == "." else suffix
-    for index, (run_start, run_first, after) in enumerate(runs):
-        text = ".".join(texts[run_first:]) + "." + tail if run_first < len(texts) else suffix
-        run_wire = sum(len(raw) + 1 for raw in labels[run_first:]) + suffix_wire
-        cache[run_start] = (text, run_wire, hops + suffix_hops - index, after)
-    first_run = runs[0]
-    return cache[first_run[0]][0], first_run[2]
+    # Build the names from the end: each label's name is the label, a dot, the rest.
+    text = suffix
+    text_wire = suffix_wire
+    index = len(labels) - 1
+    for run in range(len(runs) - 1, -1, -1):
+        run_start, run_first, after = runs[run]
+        run_hops = hops + suffix_hops - run
+        while index >= run_first:
+            raw = labels[index]
+            label = raw.decode("ascii") if not raw.translate(None, _PLAIN) else _escape(raw)
+            text = label + "." + ("" if text == "." else text)
+            text_wire += len(raw) + 1
+            cache[offsets[index]] = (text, text_wire, run_hops, after)
+            index -= 1
+        cache[run_start] = (text, text_wire, run_hops, after)
+    return text, runs[0][2]
 
 
 def _plain_name(data: bytes, pos: int, end: int) -> tuple[str, int] | None:
@@ -649,7 +656,9 @@ def _service(data: bytes, pos: int, end: int) -> Service | None:
                 return None
             ipv4hint = hints
         elif key == KEY_ECH:
-            if not value:
+            # An ECHConfigList (RFC 9848 §2, RFC 9849 §4): a 2-octet length of the
+            # rest, which is 4 octets or more. Its content is the TLS stack's business.
+            if length < 6 or _U16.unpack_from(value)[0] != length - 2:
                 return None
             ech = value
         elif key == KEY_IPV6HINT:
