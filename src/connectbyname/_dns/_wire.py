@@ -686,7 +686,7 @@ def _edns(data: bytes, pos: int, end: int, payload: int, ttl: int) -> Edns:
             raise WireError("EDNS option runs past the OPT rdata")
         options.append((code, data[pos : pos + length]))
         pos += length
-    return Edns(payload, (ttl >> 16) & 0xFF, bool(ttl & 0x8000), tuple(options))
+    return _tuple_new(Edns, (payload, (ttl >> 16) & 0xFF, ttl & 0x8000 != 0, tuple(options)))
 
 
 def parse_response(data: bytes | bytearray | memoryview) -> Message:
@@ -730,7 +730,7 @@ def _parse(data: bytes) -> Message:
             raise WireError("question runs past the end of the message")
         qtype, qclass = _QTAIL.unpack_from(data, pos)
         pos += 4
-        questions.append(Question(qname, qtype, qclass, qname.lower()))
+        questions.append(_tuple_new(Question, (qname, qtype, qclass, qname.lower())))
     # One list for the three sections: the OPT record, the only one left out, may only
     # be in the last, so the sections are slices of it at the header's counts.
     records: list[Record] = []
@@ -805,7 +805,8 @@ def _parse(data: bytes) -> Message:
         additional = tuple(records[ancount + nscount :])
     else:
         answers = authority = additional = ()
-    return Message._make(
+    return _tuple_new(
+        Message,
         (
             ident,
             flags & 0x8000 != 0,
@@ -828,7 +829,7 @@ def _parse(data: bytes) -> Message:
             arcount,
             size,
             partial,
-        )
+        ),
     )
 
 
