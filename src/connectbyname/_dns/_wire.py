@@ -19,6 +19,15 @@ Names are text in presentation form with a trailing dot (``"www.example.com."``,
 is ``"."``), octets escaped as RFC 1035 §5.1 and dnspython write them (``\\.``, ``\\"``,
 ``\\065``...). DNS compares names ASCII case-insensitively; the forms here compare with
 `str.lower` (the escaped text is pure ASCII, so that folds exactly A-Z).
+
+Where glibc is more lenient: it reads only the header, the question and the answer
+section, and checks less on the way. Replies this module refuses with `WireError` and
+glibc would still use: a malformed authority or additional section (an OPT record out
+of place included), a CNAME whose name does not end exactly at its rdata's end, a
+compression pointer pointing forward or a name of more than 16 pointers, and a question
+that does not parse (glibc's ``res_nameinquery`` returns -1 there, which its caller
+takes as a match). Servers do not send these; a resolver that must copy glibc even then
+has to treat such a datagram from the right server with the right ID as glibc does.
 """
 
 from __future__ import annotations
@@ -381,6 +390,7 @@ def build_tcp(message: bytes) -> bytes:
     return _U16.pack(len(message)) + message
 
 
+@lru_cache(maxsize=1024)
 def hostname_ok(name: str) -> bool:
     """glibc's ``res_hnok``, for text without backslash escapes (glibc would decode
     them; here a backslash is simply not a host-name character): labels of letters,
