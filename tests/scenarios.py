@@ -114,6 +114,9 @@ class Scenario:
             options["history"] = self._seeded_history()
         else:
             options.setdefault("history", False)
+        # A resolver of the call's own: the fake poller answers its lookups on time
+        # (the engine's own resolver would ask the system's nameservers).
+        options.setdefault("resolver", _never_called)
         return check_options(**options)
 
     def call(self) -> CallOptions:
@@ -131,6 +134,10 @@ class Scenario:
         # On time.monotonic(): the history's own clock in every driver (see _race).
         history.record(self.nodename, PORT, attempts, time.monotonic())
         return history
+
+
+def _never_called(*args: object) -> list[Any]:
+    raise AssertionError("the fake poller answers lookups itself")
 
 
 @dataclass
@@ -273,7 +280,9 @@ class FakeNet(Net):
     def __init__(self, world: World) -> None:
         self.world = world
 
-    def socket(self, table: Table, key: int, family: socket.AddressFamily) -> Any:
+    def socket(
+        self, table: Table, key: int, family: socket.AddressFamily, kind: int = socket.SOCK_STREAM
+    ) -> Any:
         if not self.world.scenario.sockets:
             raise OSError(errno.EMFILE, "Too many open files")
         sock = self.world.new_socket(family)

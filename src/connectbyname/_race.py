@@ -41,6 +41,8 @@ import socket
 from collections.abc import Callable, Generator
 from typing import Protocol
 
+from ._dns import _config
+from ._dns._resolver import Resolution
 from ._errors import AddressDeniedError, ConnectByNameError, InvalidParameterError
 from ._events import (
     AttemptFinished,
@@ -57,7 +59,14 @@ from ._history import NO_HINTS
 from ._info import Attempt, Connection, ConnectionInfo, Outcome, unmap_address
 from ._parse import CallOptions, Options, Target, describe
 from ._plan import Connected, Failed, Planner, Start
-from ._resolve import Lookup, Resolver, cannot_hang, lookup_families, resolve_here
+from ._resolve import (
+    Lookup,
+    Resolver,
+    cannot_hang,
+    is_system_resolver,
+    lookup_families,
+    resolve_here,
+)
 
 logger = logging.getLogger("connectbyname")
 
@@ -106,9 +115,16 @@ class Poller(Protocol):
 class Net:
     """The socket layer of the race: the one place that makes attempt sockets."""
 
-    def socket(self, table: Table, key: int, family: socket.AddressFamily) -> socket.socket:
-        """A new non-blocking TCP socket of ``family``, entered in ``table`` under
-        ``key`` *before* its descriptor exists.
+    def socket(
+        self,
+        table: Table,
+        key: int,
+        family: socket.AddressFamily,
+        kind: int = socket.SOCK_STREAM,
+    ) -> socket.socket:
+        """A new non-blocking socket of ``family`` and ``kind`` (TCP, or UDP for the
+        resolver's queries), entered in ``table`` under ``key`` *before* its
+        descriptor exists.
 
         ``socket.socket(...)`` returns a socket that is, for a few bytecodes, only on
         the stack: an interruption there (Ctrl-C, a signal handler raising) drops it
@@ -120,7 +136,8 @@ class Net:
         sock._io_refs = 0  # type: ignore[attr-defined]
         sock._closed = False  # type: ignore[attr-defined]
         table[key] = sock
-        socket._socket.socket.__init__(sock, family, _NONBLOCKING_STREAM, socket.IPPROTO_TCP)  # type: ignore[attr-defined]
+        protocol = socket.IPPROTO_TCP if kind == socket.SOCK_STREAM else socket.IPPROTO_UDP
+        socket._socket.socket.__init__(sock, family, kind | _SOCK_NONBLOCK, protocol)  # type: ignore[attr-defined]
         if not _SOCK_NONBLOCK:
             sock.setblocking(False)
         return sock
@@ -129,9 +146,26 @@ class Net:
 # Non-blocking from birth where the system allows (Linux): one system call less per
 # attempt than socket() and then setblocking(False).
 _SOCK_NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0)
-_NONBLOCKING_STREAM = socket.SOCK_STREAM | _SOCK_NONBLOCK
 
 NET = Net()
+
+
+def _own_resolution(target: Target, options: Options, net: Net) -> Resolution | None:
+    """The engine's own resolver for this call, where it may answer: no resolver of the
+    caller's, ``socket.getaddrinfo`` not replaced (by a test, or gevent), and a system
+    configuration it reproduces (see ``_dns._config``); else ``None``, and the system's
+    ``getaddrinfo`` on lookup threads."""
+    if options.resolver is not None or not is_system_resolver(socket.getaddrinfo):
+        return None
+    config = _config.load()
+    if isinstance(config, _config.Unsupported):
+        return None
+    families = (
+        (options.family,)
+        if options.family != socket.AF_UNSPEC
+        else (socket.AF_INET6, socket.AF_INET)
+    )
+    return Resolution(config, target.host, target.port, families, net.socket)
 
 
 def _start_lookups(
@@ -208,7 +242,13 @@ def race(
         told.connect_started(target, call)
     try:
         vet_target(target, options)
-        families = lookup_families(target, options)
+        resolution: Resolution | None = None
+        if target.literal is None:
+            resolution = _own_resolution(target, options, net)
+        if resolution is not None:
+            families = tuple(resolution.lookups)
+        else:
+            families = lookup_families(target, options)
         history = options.history
         hints = NO_HINTS
         if history is not None and target.literal is None:
@@ -239,8 +279,17 @@ def race(
     watched: dict[int, int] = {}
     try:
         if families:
-            lookups = _start_lookups(target, options, call, families, poller, told=told)
+            if resolution is None:
+                lookups = _start_lookups(target, options, call, families, poller, told=told)
+            else:
+                if told is not None:
+                    for family in resolution.lookups:
+                        told.lookup_started(target.host, family)
+                resolution.start(clock())
+                lookups = list(resolution.lookups.values())
         while True:
+            if resolution is not None:
+                resolution.watch(poller.register)
             if lookups:
                 _report_lookups(planner, lookups, clock(), told)
             action = planner.next_action(clock())
@@ -270,6 +319,9 @@ def race(
                 for lookup in lookups:
                     lookup.abandon()
                 lookups = []
+                if resolution is not None:
+                    resolution.close(poller.discard)
+                    resolution = None
                 poller.close()
                 poller_open = False
                 _conclude(target, options, action.attempts, history_clock or clock)
@@ -293,7 +345,12 @@ def race(
                     # that holds everything here until the cyclic collector runs.
                     del error
             else:
-                events = yield action.until
+                until = action.until
+                if resolution is not None:
+                    timer = resolution.timer()
+                    if timer is not None and (until is None or timer < until):
+                        until = timer
+                events = yield until
                 now = clock()
                 for fd, _ in events:
                     if fd in watched:
@@ -301,6 +358,10 @@ def race(
                         _report_handshake(planner, table, attempt, poller, now)
                         if told is not None:
                             told.attempt_finished(planner, attempt)
+                    elif resolution is not None and resolution.owns(fd):
+                        resolution.on_ready(fd, now, poller.discard)
+                if resolution is not None:
+                    resolution.on_time(now, poller.discard)
     finally:
         # Nothing to call on the way out of a win: a call is where an interruption
         # lands, and it would replace the return (and lose the connection).
@@ -308,9 +369,9 @@ def race(
             # Twice: an interruption during the first pass leaves the rest in the table
             # (a socket leaves it only once closed), and the second pass closes them.
             try:
-                _close_all(table, lookups, poller)
+                _close_all(table, lookups, resolution, poller)
             finally:
-                _close_all(table, lookups, poller)
+                _close_all(table, lookups, resolution, poller)
                 poller.close()
 
 
@@ -396,7 +457,11 @@ class _Told:
         tell(self.listener, "connect_finished", ConnectFinished(self._elapsed(), info, error))
 
 
-def _close_all(table: Table, lookups: list[Lookup], poller: Poller) -> None:
+def _close_all(
+    table: Table, lookups: list[Lookup], resolution: Resolution | None, poller: Poller
+) -> None:
+    if resolution is not None:
+        resolution.close(poller.discard)
     while table:
         attempt = next(iter(table))
         poller.discard(table[attempt])

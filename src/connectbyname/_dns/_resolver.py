@@ -1,0 +1,638 @@
+"""The engine's own resolver, run by the race loop: no thread, and the call's timeout
+holds by construction.
+
+A `Resolution` is one call's name lookup. It answers from the hosts file as glibc's
+``files`` module does, else from the cache, else asks the nameservers of resolv.conf
+on glibc's schedule (`_config.schedule`) and walks the search list as glibc does
+(`_config.SearchWalk`). It opens its sockets through the race's `Net` (so they are in
+a table from before their descriptors exist), the race watches them with its poller
+and tells the resolution when one is ready or its timer is due, and the resolution
+finishes one `Lookup` per family, as the lookup threads do, so the planner cannot tell
+the two apart.
+
+Queries: a random ID per packet, a UDP socket per query ``connect()``-ed to the
+nameserver (a random source port each, and the kernel drops datagrams from anyone
+else, as for glibc), EDNS0 with a 1232-byte payload, the answer matched to its
+question, TCP to the same server when the answer is truncated. AAAA and A (and HTTPS
+when asked for) go out together. Where this differs from glibc, on purpose:
+
+- answers are cached for their TTL (`_cache`), negative ones per RFC 2308;
+- each record type keeps its own schedule: when A answers and AAAA does not, glibc
+  waits three timeouts before returning A, and fails when AAAA answers but A does not;
+  here each family's answer goes to the race as soon as it is there (RFC 8305), and
+  the other's failure is that family's alone;
+- glibc switches a thread to one query at a time after such a timeout, for good; this
+  resolver never does;
+- glibc waits without limit for an answer over TCP; here the server's turn ends;
+- EDNS0 is on (glibc: only with ``options edns0``), as Go's resolver does, so that
+  answers up to 1232 bytes (HTTPS records with hints) need no TCP.
+"""
+
+from __future__ import annotations
+
+import errno
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .._errors import NameResolutionError
+from .._info import Candidate
+from .._resolve import Lookup
+from . import _config, _wire
+from ._cache import TTLCache
+
+# What a race's socket layer offers a resolution (see _race.Net).
+_NewSocket = Callable[[dict[int, socket.socket], int, socket.AddressFamily, int], socket.socket]
+
+_READABLE = 1
+_WRITABLE = 4
+
+#: How long a negative answer without an SOA is kept (RFC 2308 says the SOA decides;
+#: some servers send none).
+NEGATIVE_TTL_WITHOUT_SOA = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What one question came to, as the cache keeps it: the addresses (or services)
+    and how long they hold, or a failure kind (`_config.Outcome`) and rcode."""
+
+    outcome: _config.Outcome
+    rcode: int
+    addresses: tuple[str, ...] = ()
+    services: tuple[_wire.Service, ...] = ()
+    ttl: float = 0.0
+
+
+_CACHE: TTLCache[Reply] = TTLCache()
+
+
+def clear_cache() -> None:
+    """Forget every answer the engine's resolver keeps."""
+    _CACHE.clear()
+
+
+class Exchange:
+    """One question, asked of the nameservers on glibc's schedule."""
+
+    __slots__ = (
+        "_conf",
+        "_deadline",
+        "_failure",
+        "_ident",
+        "_key",
+        "_message",
+        "_new_socket",
+        "_rcode",
+        "_schedule",
+        "_sockets",
+        "_step",
+        "_tcp",
+        "name",
+        "reply",
+        "rtype",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        rtype: int,
+        conf: _config.ResolvConf,
+        *,
+        sockets: dict[int, socket.socket],
+        key: int,
+        new_socket: _NewSocket,
+    ) -> None:
+        self.name = name
+        self.rtype = rtype
+        self._conf = conf
+        self._schedule = _config.schedule(conf)
+        self._sockets = sockets
+        self._key = key
+        self._new_socket = new_socket
+        self._step = -1
+        self._deadline = 0.0
+        self._ident = 0
+        self._message = b""
+        self._tcp: _TCPState | None = None
+        # How the exchange ends if no server answers: with no send at all (attempts:0)
+        # it is as if every server refused at once.
+        self._failure = _config.Outcome.TIMEOUT if self._schedule else _config.Outcome.CONNREFUSED
+        self._rcode = _wire.NOERROR
+        self.reply: Reply | None = None
+
+    # The socket of this exchange, if any, is sockets[key].
+
+    def start(self, now: float) -> None:
+        cached = _CACHE.get((self.name.lower(), self.rtype), now)
+        if cached is not None:
+            self.reply = cached
+            return
+        self._next_server(now)
+
+    def deadline(self) -> float | None:
+        return None if self.reply is not None else self._deadline
+
+    def wants(self) -> tuple[int, int] | None:
+        """The descriptor to watch and for what, while the exchange goes on."""
+        sock = self._sockets.get(self._key)
+        if self.reply is not None or sock is None:
+            return None
+        if self._tcp is not None and not self._tcp.connected:
+            return sock.fileno(), _WRITABLE
+        return sock.fileno(), _READABLE
+
+    def on_time(self, now: float, discard: Callable[[socket.socket], None]) -> None:
+        if self.reply is None and now >= self._deadline:
+            self._next_server(now, discard)
+
+    def on_ready(self, now: float, discard: Callable[[socket.socket], None]) -> None:
+        sock = self._sockets.get(self._key)
+        if sock is None or self.reply is not None:
+            return
+        if self._tcp is not None:
+            self._on_tcp(now, sock, discard)
+            return
+        while self.reply is None:
+            try:
+                data = sock.recv(65535)
+            except BlockingIOError:
+                return
+            except OSError:  # ICMP port unreachable, or the like: this server is out
+                self._failure = _config.Outcome.CONNREFUSED
+                self._next_server(now, discard)
+                return
+            self._on_message(data, now, discard)
+            if self._sockets.get(self._key) is not sock:
+                return  # moved on to another server, or to TCP
+
+    def _on_message(
+        self, data: bytes, now: float, discard: Callable[[socket.socket], None]
+    ) -> None:
+        if len(data) < 12:
+            self._next_server(now, discard)
+            return
+        try:
+            message = _wire.parse_response(data)
+        except _wire.WireError:
+            return  # not an answer to anything: keep waiting, as glibc does
+        if not _wire.matches(message, self._ident, self.name, self.rtype):
+            return
+        if message.tc and self._tcp is None:
+            self._switch_to_tcp(now, discard)
+            return
+        self._answered(message, now, discard)
+
+    def _answered(
+        self, message: _wire.Message, now: float, discard: Callable[[socket.socket], None]
+    ) -> None:
+        rcode = message.rcode
+        if rcode in (_wire.SERVFAIL, _wire.NOTIMP, _wire.REFUSED) or _is_lame(message):
+            # This server failed: the next one is asked at once.
+            self._rcode = rcode
+            self._failure = (
+                _config.Outcome.SERVFAIL
+                if rcode in (_wire.SERVFAIL, _wire.NOERROR)
+                else _config.Outcome.REFUSED
+            )
+            self._next_server(now, discard)
+            return
+        self._finish(_reply(message, self.name, self.rtype), now, discard, cache=True)
+
+    def _next_server(
+        self, now: float, discard: Callable[[socket.socket], None] | None = None
+    ) -> None:
+        self._close(discard)
+        while True:
+            self._step += 1
+            if self._step >= len(self._schedule) or (self._tcp is not None):
+                outcome = self._failure
+                self._finish(Reply(outcome, self._rcode), now, discard, cache=False)
+                return
+            index, wait = self._schedule[self._step]
+            server = self._conf.nameservers[index]
+            if self._send_udp(server):
+                self._deadline = now + wait
+                return
+            self._failure = _config.Outcome.CONNREFUSED  # no route, or refused at once
+
+    def _send_udp(self, server: _config.Nameserver) -> bool:
+        family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
+        self._ident = secrets.randbits(16)
+        self._message = _wire.build_query(
+            self.name, self.rtype, ident=self._ident, ad=self._conf.trust_ad
+        )
+        try:
+            sock = self._new_socket(self._sockets, self._key, family, socket.SOCK_DGRAM)
+            sock.connect(server.sockaddr)
+            sock.send(self._message)
+        except OSError:
+            self._close(None)
+            return False
+        return True
+
+    def _switch_to_tcp(self, now: float, discard: Callable[[socket.socket], None]) -> None:
+        index = self._schedule[self._step][0]
+        server = self._conf.nameservers[index]
+        self._close(discard)
+        family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
+        try:
+            sock = self._new_socket(self._sockets, self._key, family, socket.SOCK_STREAM)
+            code = sock.connect_ex(server.sockaddr)
+        except OSError:
+            self._close(discard)
+            self._next_server(now, discard)
+            return
+        self._tcp = _TCPState(_wire.build_tcp(self._message))
+        if code == 0:
+            self._tcp.connected = True
+        elif code not in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+            self._next_server(now, discard)
+
+    def _on_tcp(
+        self, now: float, sock: socket.socket, discard: Callable[[socket.socket], None]
+    ) -> None:
+        tcp = self._tcp
+        assert tcp is not None
+        try:
+            if not tcp.connected:
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code:
+                    raise OSError(code, "connect failed")
+                tcp.connected = True
+            while tcp.outgoing:
+                sent = sock.send(tcp.outgoing)
+                tcp.outgoing = tcp.outgoing[sent:]
+            while True:
+                chunk = sock.recv(65537)
+                if not chunk:
+                    raise OSError(errno.ECONNRESET, "closed")
+                tcp.incoming += chunk
+                if len(tcp.incoming) >= 2:
+                    size = int.from_bytes(tcp.incoming[:2], "big")
+                    if len(tcp.incoming) >= 2 + size:
+                        data = bytes(tcp.incoming[2 : 2 + size])
+                        break
+        except BlockingIOError:
+            return
+        except OSError:
+            self._next_server(now, discard)
+            return
+        try:
+            message = _wire.parse_response(data)
+        except _wire.WireError:
+            self._next_server(now, discard)
+            return
+        if not _wire.matches(message, self._ident, self.name, self.rtype):
+            self._next_server(now, discard)
+            return
+        self._answered(message, now, discard)
+
+    def _finish(
+        self,
+        reply: Reply,
+        now: float,
+        discard: Callable[[socket.socket], None] | None,
+        *,
+        cache: bool,
+    ) -> None:
+        self._close(discard)
+        self.reply = reply
+        if cache:
+            _CACHE.put((self.name.lower(), self.rtype), reply, reply.ttl, now)
+
+    def _close(self, discard: Callable[[socket.socket], None] | None) -> None:
+        sock = self._sockets.get(self._key)
+        if sock is not None:
+            if discard is None:
+                sock.close()
+            else:
+                discard(sock)
+            del self._sockets[self._key]
+
+    def close(self, discard: Callable[[socket.socket], None]) -> None:
+        self._close(discard)
+
+
+class _TCPState:
+    __slots__ = ("connected", "incoming", "outgoing")
+
+    def __init__(self, outgoing: bytes) -> None:
+        self.connected = False
+        self.outgoing = outgoing
+        self.incoming = bytearray()
+
+
+#: A reply that fails its server, by rcode, and what it makes of the exchange when every
+#: server fails so (a "lame" NOERROR reply leaves a timeout's mark: see _config.Outcome).
+_SERVER_FAILURE = {
+    _wire.SERVFAIL: _config.Outcome.SERVFAIL,
+    _wire.REFUSED: _config.Outcome.REFUSED,
+    _wire.NOTIMP: _config.Outcome.REFUSED,
+}
+
+
+def _is_lame(message: _wire.Message) -> bool:
+    """glibc's "lame" reply: no answer, not authoritative, no recursion available and
+    nothing in the additional section (an EDNS OPT record aside)."""
+    return (
+        message.rcode == _wire.NOERROR
+        and not message.answers
+        and not message.aa
+        and not message.ra
+        and not [r for r in message.additional if r.rtype != _wire.OPT]
+    )
+
+
+def _reply(message: _wire.Message, name: str, rtype: int) -> Reply:
+    """What a reply that ended the exchange says, with how long it may be kept."""
+    if rtype == _wire.HTTPS:
+        found = _wire.services(message, name)
+        if found.services or found.aliases:
+            return Reply(
+                _config.Outcome.SUCCESS,
+                message.rcode,
+                services=found.services or found.aliases,
+                ttl=found.ttl or 0,
+            )
+    else:
+        answer = _wire.addresses(message, name, rtype)
+        if answer.addresses:
+            return Reply(
+                _config.Outcome.SUCCESS,
+                message.rcode,
+                addresses=answer.addresses,
+                ttl=answer.ttl or 0,
+            )
+    if message.answers and message.rcode == _wire.NOERROR:
+        # Records, but none of this type for the name: glibc's "success" for the walk
+        # (either reply NOERROR with answers), with no address from this one.
+        outcome = _config.Outcome.SUCCESS
+    elif message.rcode == _wire.NXDOMAIN:
+        outcome = _config.Outcome.NXDOMAIN
+    elif message.rcode == _wire.NOERROR:
+        outcome = _config.Outcome.NODATA
+    else:
+        outcome = _config.Outcome.OTHER
+    ttl = _wire.negative_ttl(message)
+    return Reply(outcome, message.rcode, ttl=NEGATIVE_TTL_WITHOUT_SOA if ttl is None else ttl)
+
+
+_RTYPE = {socket.AF_INET6: _wire.AAAA, socket.AF_INET: _wire.A}
+_ADDRESS_TYPES = (_wire.AAAA, _wire.A)
+
+
+class Resolution:
+    """One call's lookup of ``host`` on the engine's own resolver: a `Lookup` per
+    family in ``lookups`` (AAAA and A, or the one family asked for), finished as the
+    answers come; and, with ``https``, the HTTPS records in ``services``.
+
+    The race drives it: `watch` (what to wait for), `timer` (until when), `on_ready`
+    and `on_time` (something happened), `close` (on every way out)."""
+
+    __slots__ = (
+        "_config",
+        "_done_order",
+        "_exchanges",
+        "_host",
+        "_new_socket",
+        "_port",
+        "_registered",
+        "_sockets",
+        "_walk",
+        "https",
+        "lookups",
+        "services",
+    )
+
+    def __init__(
+        self,
+        config: _config.SystemConfig,
+        host: str,
+        port: int,
+        families: tuple[socket.AddressFamily, ...],
+        new_socket: _NewSocket,
+        *,
+        https: bool = False,
+    ) -> None:
+        self._config = config
+        self._host = host
+        self._port = port
+        self._new_socket = new_socket
+        self.lookups = {family: Lookup(family) for family in families}
+        self.https = https
+        self.services: tuple[_wire.Service, ...] | None = None if https else ()
+        self._sockets: dict[int, socket.socket] = {}
+        self._exchanges: dict[int, Exchange] = {}
+        self._done_order: list[int] = []
+        self._registered: set[int] = set()
+        self._walk: _config.SearchWalk | None = None
+
+    def start(self, now: float) -> None:
+        """Answer from the hosts file if it lists the name, else start asking."""
+        host, families = self._host, tuple(self.lookups)
+        if not _config.check_name(host):
+            self._fail_all(socket.EAI_NONAME, "not a valid host name")
+            return
+        # nsswitch.conf is "files dns" (else the system's getaddrinfo answers): the
+        # hosts file first, per family as glibc's files module does (one lookup of both
+        # families for AF_UNSPEC: a name listed for IPv4 only gets no AAAA query).
+        family = families[0] if len(families) == 1 else socket.AF_UNSPEC
+        found = self._config.lookup_hosts(host, family)
+        if found is not None:
+            self._answer_from_hosts(found)
+            return
+        walk = self._walk = _config.SearchWalk(host, self._config.resolv)
+        name = walk.first()
+        if name is None:
+            self._fail_all(walk.error(), "")
+            return
+        self._ask(name, now)
+
+    def _answer_from_hosts(self, addresses: tuple[str, ...]) -> None:
+        for family, lookup in self.lookups.items():
+            mine = [a for a in addresses if (":" in a) == (family == socket.AF_INET6)]
+            if mine:
+                lookup.finish([_candidate(family, a, self._port) for a in mine], None)
+            else:
+                lookup.finish([], self._error(socket.EAI_NODATA, "no address of that family"))
+        self.services = ()
+
+    def _ask(self, name: str, now: float) -> None:
+        resolv = self._config.resolv
+        types = [_RTYPE[f] for f, lookup in self.lookups.items() if not lookup.done()]
+        if resolv.no_aaaa and _wire.AAAA in types:
+            # glibc's no-aaaa: AAAA is never asked; that family has no address.
+            types.remove(_wire.AAAA)
+            self.lookups[socket.AF_INET6].finish([], self._error(socket.EAI_NODATA, "no-aaaa"))
+        if self.https and self.services is None:
+            types.append(_wire.HTTPS)
+        self._done_order = []
+        for number, rtype in enumerate(types):
+            qname = _https_name(name, self._port) if rtype == _wire.HTTPS else name
+            exchange = Exchange(
+                qname, rtype, resolv, sockets=self._sockets, key=number, new_socket=self._new_socket
+            )
+            self._exchanges[rtype] = exchange
+            exchange.start(now)
+        self._advance(now, None)
+
+    # -- what the race calls -------------------------------------------------------
+
+    def watch(self, register: Callable[[int, int], None]) -> None:
+        """Register every descriptor the resolution waits on that is not registered."""
+        for exchange in self._exchanges.values():
+            wanted = exchange.wants()
+            if wanted is not None and wanted[0] not in self._registered:
+                self._registered.add(wanted[0])
+                register(*wanted)
+
+    def owns(self, fd: int) -> bool:
+        return fd in self._registered
+
+    def timer(self) -> float | None:
+        deadlines = [d for e in self._exchanges.values() if (d := e.deadline()) is not None]
+        return min(deadlines) if deadlines else None
+
+    def on_ready(self, fd: int, now: float, discard: Callable[[socket.socket], None]) -> None:
+        self._registered.discard(fd)
+        for exchange in list(self._exchanges.values()):
+            wanted = exchange.wants()
+            if wanted is not None and wanted[0] == fd:
+                exchange.on_ready(now, self._discarding(discard))
+        self._advance(now, discard)
+
+    def on_time(self, now: float, discard: Callable[[socket.socket], None]) -> None:
+        for exchange in list(self._exchanges.values()):
+            exchange.on_time(now, self._discarding(discard))
+        self._advance(now, discard)
+
+    def pending(self) -> bool:
+        """Whether anything is still being asked."""
+        return any(e.reply is None for e in self._exchanges.values())
+
+    def close(self, discard: Callable[[socket.socket], None]) -> None:
+        """Close every socket (the race's cleanup: also on an interruption)."""
+        for exchange in self._exchanges.values():
+            exchange.close(self._discarding(discard))
+        while self._sockets:
+            key = next(iter(self._sockets))
+            discard(self._sockets[key])
+            del self._sockets[key]
+
+    # -- deciding ------------------------------------------------------------------
+
+    def _discarding(
+        self, discard: Callable[[socket.socket], None]
+    ) -> Callable[[socket.socket], None]:
+        def forget(sock: socket.socket) -> None:
+            self._registered.discard(sock.fileno())
+            discard(sock)
+
+        return forget
+
+    def _advance(self, now: float, discard: Callable[[socket.socket], None] | None) -> None:
+        exchanges = self._exchanges
+        if not exchanges:
+            return
+        for rtype, exchange in exchanges.items():
+            if exchange.reply is not None and rtype not in self._done_order:
+                self._done_order.append(rtype)
+        https = exchanges.get(_wire.HTTPS)
+        if https is not None and https.reply is not None and self.services is None:
+            self.services = https.reply.services
+        address_types = [t for t in self._done_order if t in _ADDRESS_TYPES]
+        replies = [exchanges[t].reply for t in address_types]
+        if any(r is not None and r.outcome is _config.Outcome.SUCCESS for r in replies):
+            # This name is the one (glibc: either reply with answers); each family's
+            # answer goes to the race as it comes.
+            for family, lookup in self.lookups.items():
+                found = exchanges.get(_RTYPE[family])
+                if lookup.done() or found is None or found.reply is None:
+                    continue
+                reply = found.reply
+                if reply.addresses:
+                    lookup.finish(
+                        [_candidate(family, a, self._port) for a in reply.addresses], None
+                    )
+                else:
+                    lookup.finish([], self._error(socket.EAI_NODATA, "no address of that family"))
+            if not self.pending() and self.services is None:
+                self.services = ()
+            return
+        if any(e.reply is None for t, e in exchanges.items() if t in _ADDRESS_TYPES):
+            return  # still waiting for an address type at this name
+        walk = self._walk
+        assert walk is not None
+        following = walk.next(_combined(replies))
+        for exchange in exchanges.values():
+            if discard is not None:
+                exchange.close(self._discarding(discard))
+        self._exchanges = {}
+        self._done_order = []
+        if following is None:
+            self._fail_all(walk.error(), "")
+            return
+        self._ask(following, now)
+
+    def _fail_all(self, code: int, reason: str) -> None:
+        for lookup in self.lookups.values():
+            if not lookup.done():
+                lookup.finish([], self._error(code, reason))
+        if self.services is None:
+            self.services = ()
+
+    def _error(self, code: int, reason: str) -> NameResolutionError:
+        text = reason or _gai_strerror(code)
+        return NameResolutionError(
+            f"cannot resolve {self._host!r}: {text}",
+            nodename=self._host,
+            servicename=self._port,
+            errno=code,
+        )
+
+
+def _combined(replies: list[Reply | None]) -> _config.Outcome:
+    """What a name's replies (in the order they came) say, as glibc's
+    ``__res_context_query`` reads its two answer buffers."""
+    answered = [
+        r
+        for r in replies
+        if r is not None
+        and r.outcome in (_config.Outcome.NXDOMAIN, _config.Outcome.NODATA, _config.Outcome.OTHER)
+    ]
+    if not answered:
+        # No server answered either question: both went the same way (glibc asks
+        # both on one socket), or the first to end tells.
+        failures = [r.outcome for r in replies if r is not None]
+        return failures[0] if failures else _config.Outcome.TIMEOUT
+    first = answered[0]
+    rcode = first.rcode if first.rcode != _wire.NOERROR or len(answered) == 1 else answered[1].rcode
+    if rcode == _wire.NXDOMAIN:
+        return _config.Outcome.NXDOMAIN
+    if rcode == _wire.NOERROR:
+        return _config.Outcome.NODATA
+    if rcode == _wire.SERVFAIL:
+        return _config.Outcome.SERVFAIL
+    return _config.Outcome.OTHER
+
+
+def _https_name(name: str, port: int) -> str:
+    """RFC 9460 section 9.1: the HTTPS query for another port than 443 is
+    ``_PORT._https.NAME``."""
+    return name if port == 443 else f"_{port}._https.{name}"
+
+
+def _candidate(family: socket.AddressFamily, address: str, port: int) -> Candidate:
+    if family == socket.AF_INET6:
+        return Candidate(family, (address, port, 0, 0))
+    return Candidate(family, (address, port))
+
+
+def _gai_strerror(code: int) -> str:
+    return {
+        socket.EAI_NONAME: "Name or service not known",
+        socket.EAI_AGAIN: "Temporary failure in name resolution",
+        socket.EAI_NODATA: "No address associated with hostname",
+    }.get(code, f"resolution failed (EAI {code})")
