@@ -12,8 +12,10 @@ stands in behind the same methods (`_SelectorPoll`).
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import errno
+import itertools
 import select
 import selectors
 import socket
@@ -71,6 +73,10 @@ class _SelectorPoll:
 
 
 _new_poll: Callable[[], select.poll | _SelectorPoll] = getattr(select, "poll", _SelectorPoll)
+#: socketpair() in C where it is (POSIX); socket.py's stand-in elsewhere.
+_SOCKETPAIR: Callable[[], tuple[_socket.socket, _socket.socket]] = getattr(
+    _socket, "socketpair", socket.socketpair
+)
 
 
 class PollPoller:
@@ -89,7 +95,9 @@ class PollPoller:
         self._watched: set[int] = set()
         self._lock = threading.Lock()
         self._event: threading.Event | None = None
-        self._pair: tuple[socket.socket, socket.socket] | None = None
+        # The wake-up pair, once made: a list that holds it (see _open_pair).
+        self._pairs: list[tuple[_socket.socket, _socket.socket]] = []
+        self._pair: tuple[_socket.socket, _socket.socket] | None = None
         self._pair_fd = -1
 
     def register(self, fd: int, events: int) -> None:
@@ -161,11 +169,16 @@ class PollPoller:
         return events
 
     def _open_pair(self) -> None:
-        pair = socket.socketpair()
-        for end in pair:
-            end.setblocking(False)
+        # A call's return value is, for a moment, only on the caller's stack, and an
+        # interruption there (Ctrl-C, a signal handler raising) drops it unclosed. So
+        # the pair is made by the C-level socketpair called from C (list.extend over
+        # starmap): it is in self._pairs before any bytecode runs, where close() finds
+        # it whatever happens next. (The pair's ends are _socket.socket objects.)
         with self._lock:
-            self._pair = pair
+            self._pairs.extend(itertools.starmap(_SOCKETPAIR, ((),)))
+            pair = self._pair = self._pairs[0]
+            for end in pair:
+                end.setblocking(False)
             if self._event is not None and self._event.is_set():
                 pair[1].send(b"\0")  # a lookup finished before the pair existed
         self._pair_fd = pair[0].fileno()
@@ -179,11 +192,14 @@ class PollPoller:
                     pass
 
     def close(self) -> None:
+        # The pair is forgotten only once closed: an interruption half-way leaves it
+        # to the next close() (the race's cleanup calls it again).
         with self._lock:
-            pair, self._pair = self._pair, None
-        if pair is not None:
-            for end in pair:
-                end.close()
+            for pair in self._pairs:
+                for end in pair:
+                    end.close()
+            self._pairs.clear()
+            self._pair = None
         if isinstance(self._poll, _SelectorPoll):
             self._poll.close()
         self._poll = None
