@@ -306,9 +306,12 @@ def race(
         # lands, and it would replace the return (and lose the connection).
         if table or lookups or poller_open:
             # Twice: an interruption during the first pass leaves the rest in the table
-            # (a socket leaves it only once closed), and the second pass closes them.
+            # (a socket leaves it only once closed), and the second pass closes them;
+            # each pass closes the poller too, so that one interruption anywhere (in
+            # the second pass as well) leaves nothing open.
             try:
                 _close_all(table, lookups, poller)
+                poller.close()
             finally:
                 _close_all(table, lookups, poller)
                 poller.close()
