@@ -379,45 +379,73 @@ def checked_address(family: int, sockaddr: object) -> Address | None:
 # -------------------------------------------------------------------------- threads
 
 
+_Job = tuple[Lookup, Resolver, str, int]
+# A new thread's start, as its submitter and the thread itself settle it (_Pool.submit).
+_UNCOUNTED, _STARTING, _RUNNING, _GIVEN_UP = object(), object(), object(), object()
+
+
 class _Pool:
     """Lookup threads: see the module's docstring for their rules.
 
-    Invariant, under the lock: every job in ``_jobs`` has a thread that will take it:
-    an idle one (``_idle`` counts them) or one started for it."""
+    Invariant, under the lock: every job in ``_jobs`` has an idle thread that will take
+    it (``_idle`` counts them); a new thread is handed its first job directly."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
-        self._jobs: collections.deque[tuple[Lookup, Resolver, str, int]] = collections.deque()
+        self._jobs: collections.deque[_Job] = collections.deque()
         self._threads = 0
         self._idle = 0
 
     def submit(self, lookup: Lookup, resolver: Resolver, host: str, port: int) -> bool:
         """Run the lookup on a thread; ``False`` if no thread could be had."""
         job = (lookup, resolver, host, port)
-        with self._lock:
-            if self._idle > len(self._jobs):
-                self._jobs.append(job)
-                self._ready.notify()
-                return True
-            if self._threads >= MAX_THREADS:
-                return False
-            self._threads += 1
-            self._jobs.append(job)
+        # A new thread is handed its first job directly: nothing to take back if it
+        # does not start. Whether it started is not always known here (an interruption
+        # inside Thread.start may come before or after the thread began), so this
+        # function and the thread settle its count between them, under the lock:
+        # whoever comes second corrects it (see _work).
+        start: list[object] = [_UNCOUNTED]
         try:
-            threading.Thread(target=self._work, name="connectbyname-resolver", daemon=True).start()
-        except BaseException:
             with self._lock:
-                self._threads -= 1
-                # The job may have gone to an idle thread meanwhile; else take it back.
-                if job in self._jobs:
-                    self._jobs.remove(job)
+                if self._idle > len(self._jobs):
+                    self._jobs.append(job)
+                    self._ready.notify()
+                    return True
+                if self._threads >= MAX_THREADS:
                     return False
-            return True
+                self._threads += 1
+                start[0] = _STARTING
+            threading.Thread(
+                target=self._work, args=(job, start), name="connectbyname-resolver", daemon=True
+            ).start()
+        except BaseException as exc:
+            with self._lock:
+                if start[0] is _STARTING:
+                    start[0] = _GIVEN_UP  # counted again if it begins after all
+                    self._threads -= 1
+            if not isinstance(exc, Exception) or exc.__context__ is not None:
+                # An interruption (KeyboardInterrupt) is the caller's, not ours; so is
+                # the RuntimeError that Thread.start may turn one into (python/cpython
+                # issue 78667: its wait for the new thread is not interruption-safe).
+                raise
+            return start[0] is _RUNNING  # no thread could be started
         return True
 
-    def _work(self) -> None:
+    def _work(self, job: _Job, start: list[object]) -> None:
+        with self._lock:
+            if start[0] is _GIVEN_UP:
+                self._threads += 1
+            start[0] = _RUNNING
         while True:
+            lookup = job[0]
+            if not lookup.abandoned:
+                # Lookup.run catches the resolver's errors; this, a done-callback's: the
+                # thread must go on.
+                with contextlib.suppress(BaseException):
+                    lookup.run(*job[1:])
+            # An idle thread must not keep the last lookup (and its caller) alive.
+            del lookup, job
             with self._lock:
                 self._idle += 1
                 while not self._jobs:
@@ -426,14 +454,7 @@ class _Pool:
                         self._threads -= 1
                         return
                 self._idle -= 1
-                lookup, resolver, host, port = self._jobs.popleft()
-            if not lookup.abandoned:
-                # Lookup.run catches the resolver's errors; this, a done-callback's: the
-                # thread must go on.
-                with contextlib.suppress(BaseException):
-                    lookup.run(resolver, host, port)
-            # An idle thread must not keep the last lookup (and its caller) alive.
-            del lookup, resolver
+                job = self._jobs.popleft()
 
     def threads(self) -> int:
         """How many lookup threads exist now (busy or idle)."""
