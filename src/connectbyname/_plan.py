@@ -67,6 +67,8 @@ _UNREACHABLE = {
     errno.EADDRNOTAVAIL,
     errno.EAFNOSUPPORT,
 }
+#: A lookup's answer that the name has no address (of the family asked for).
+_NOTHING = frozenset({socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)})
 #: A socket could not be made for want of descriptors or memory.
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
@@ -306,9 +308,12 @@ class Planner:
         family: socket.AddressFamily = socket.AF_UNSPEC,
     ) -> None:
         """The lookup for ``family`` failed; the call fails with ``error`` only if no
-        address ever came."""
+        address ever came. Of two lookups' errors, a failure to get an answer (a bad
+        answer, a timeout) outranks an answer that there is no such address, whichever
+        came first: the other family's "nothing" must not hide it."""
         self._pending.discard(family)
-        if self._lookup_error is None:
+        known = self._lookup_error
+        if known is None or (known.errno in _NOTHING and error.errno not in _NOTHING):
             self._lookup_error = error
 
     def attempt_connected(self, now: float, attempt: int) -> None:
