@@ -54,9 +54,11 @@ import httpx
 
 from connectbyname import (
     AddressDeniedError,
+    Attempt,
     ConnectByNameError,
     ConnectionInfo,
     EngineOptions,
+    PolicyDenial,
     TimedOutError,
     connect_by_name,
 )
@@ -155,10 +157,17 @@ def _info(
 _ENGINE_ERROR = "_connectbyname_error"
 
 
-class ConnectByNameAddressDeniedError(httpx.TransportError):
+class ConnectByNameAddressDeniedError(httpx.TransportError, PolicyDenial):
     """The engine's address policy refused every address of the host; ``__cause__`` is
     the `connectbyname.AddressDeniedError`. Not a connect error: ``retries=`` does not
-    retry it, since the same name would be refused again."""
+    retry it, since the same name would be refused again. A
+    `connectbyname.PolicyDenial`, as every client's refusal is."""
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:  # type: ignore[override]
+        """Every attempt the refused connect made."""
+        error = getattr(self, _ENGINE_ERROR, None) or self.__cause__
+        return error.attempts if isinstance(error, ConnectByNameError) else ()
 
 
 def _connect_error(error: ConnectByNameError) -> Exception:

@@ -31,7 +31,7 @@ from requests.adapters import (
 )
 from urllib3.util.retry import Retry
 
-from connectbyname import EngineOptions
+from connectbyname import Attempt, EngineOptions, PolicyDenial
 from connectbyname._parse import options_from
 
 from .urllib3 import ConnectByNameAddressDeniedError as _Urllib3AddressDenied
@@ -40,9 +40,16 @@ from .urllib3 import PoolManager, proxy_from_url
 __all__ = ["ConnectByNameAdapter", "ConnectByNameAddressDeniedError", "Session"]
 
 
-class ConnectByNameAddressDeniedError(requests.RequestException):
+class ConnectByNameAddressDeniedError(requests.RequestException, PolicyDenial):
     """The engine's address policy refused every address of the host; ``__cause__`` is
-    urllib3's error, whose cause is the `connectbyname.AddressDeniedError`."""
+    urllib3's error, whose cause is the `connectbyname.AddressDeniedError`. A
+    `connectbyname.PolicyDenial`, as every client's refusal is."""
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:  # type: ignore[override]
+        """Every attempt the refused connect made (empty if the cause was lost)."""
+        cause = self.__cause__
+        return cause.attempts if isinstance(cause, _Urllib3AddressDenied) else ()
 
 
 class ConnectByNameAdapter(HTTPAdapter):

@@ -49,6 +49,7 @@ from connectbyname import (
     ConnectionInfo,
     EngineOptions,
     NameResolutionError,
+    PolicyDenial,
     TimedOutError,
     connect_by_name,
 )
@@ -107,10 +108,14 @@ class ConnectByNameNewConnectionError(_EngineFailure, _exceptions.NewConnectionE
     or an engine option is invalid); the cause is the `connectbyname.ConnectByNameError`."""
 
 
-class ConnectByNameAddressDeniedError(_EngineFailure, _exceptions.HTTPError):
+# (PolicyDenial declares attempts; _EngineFailure gives it as a read-only property.)
+class ConnectByNameAddressDeniedError(  # type: ignore[override]
+    _EngineFailure, _exceptions.HTTPError, PolicyDenial
+):
     """The address policy refused every address of the host; the cause is a
     `connectbyname.AddressDeniedError`. Not an `OSError` nor a connect error, so
-    urllib3 neither retries it nor wraps it in ``MaxRetryError``."""
+    urllib3 neither retries it nor wraps it in ``MaxRetryError``. A
+    `connectbyname.PolicyDenial`, as every client's refusal is."""
 
 
 def _urllib3_error(error: ConnectByNameError, conn: HTTPConnection) -> Exception:
