@@ -712,6 +712,35 @@ def test_a_policy_that_raises_denies_with_the_exception_as_reason() -> None:
         assert accepted(server) == 0
 
 
+@pytest.mark.parametrize("driver", ["sync", *BACKENDS])
+def test_a_policy_answering_neither_a_reason_nor_none_refuses(driver: str) -> None:
+    class Odd(AddressPolicy):
+        def check_name(self, name: str) -> str | None:
+            return []  # type: ignore[return-value]
+
+    def odd(host: str) -> str | None:
+        return 0  # type: ignore[return-value]
+
+    with listening() as server:
+        port = server.getsockname()[1]
+        for policy, where in ((Odd(), "127.0.0.1"), (odd, "127.0.0.1")):
+            if driver == "sync":
+                with pytest.raises(AddressDeniedError) as caught:
+                    connect_by_name(where, port, timeout=2, policy=policy)
+                error = caught.value
+            else:
+
+                async def main(policy: Any = policy, where: str = where) -> BaseException:
+                    with pytest.raises(AddressDeniedError) as caught:
+                        await aconnect_by_name(where, port, timeout=2, policy=policy)
+                    return caught.value
+
+                error = run_async(driver, main)
+            assert "not a reason or None" in str(error)
+            assert all(isinstance(a.reason, str) for a in error.attempts)
+        assert accepted(server) == 0
+
+
 # ------------------------------------------------------- connectbyname.dns, stray datagrams
 
 

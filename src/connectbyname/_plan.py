@@ -156,9 +156,17 @@ def _vet(policy: Policy, host: str) -> str | None:
     """The policy's reason to refuse ``host``, or ``None``. A policy that fails refuses:
     a guard that cannot decide must not let the address through."""
     try:
-        return policy(host)
+        return reason_of(policy(host))
     except Exception as exc:
         return f"the policy failed ({type(exc).__name__}: {exc}), so the address is refused"
+
+
+def reason_of(verdict: object) -> str | None:
+    """A policy's verdict as a reason: ``None`` lets the address through, a string
+    refuses it, and anything else (a policy's bug) refuses it too, saying what it was."""
+    if verdict is None or isinstance(verdict, str):
+        return verdict
+    return f"the policy answered {verdict!r:.80}, not a reason or None, so it is refused"
 
 
 MOVED_FIRST = "moved first: it connected last time"

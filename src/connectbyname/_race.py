@@ -56,7 +56,7 @@ from ._events import (
 from ._history import NO_HINTS
 from ._info import Attempt, Connection, ConnectionInfo, Outcome, unmap_address
 from ._parse import CallOptions, Options, Target, describe
-from ._plan import Connected, Failed, Planner, Start
+from ._plan import Connected, Failed, Planner, Start, reason_of
 from ._resolve import Lookup, Resolver, cannot_hang, lookup_families, resolve_here
 
 logger = logging.getLogger("connectbyname")
@@ -168,7 +168,7 @@ def vet_target(target: Target, options: Options) -> None:
         check: Callable[[object], str | None] | None = getattr(policy, rule, None)
         if check is not None:
             try:
-                reason = check(value)
+                reason = reason_of(check(value))
             except Exception as exc:  # fail closed, as for addresses (see _plan._vet)
                 reason = f"the policy failed ({type(exc).__name__}: {exc})"
             if reason is not None:
