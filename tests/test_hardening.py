@@ -38,8 +38,10 @@ from connectbyname import (
     aconnect_by_name,
     connect_by_name,
 )
+from connectbyname._async import adrive
 from connectbyname._parse import check_call, check_options, parse_target
 from connectbyname._plan import Failed, Planner
+from connectbyname._race import Net
 from connectbyname.adapters import httpx as cbn_httpx
 from connectbyname.adapters import requests as cbn_requests
 from connectbyname.adapters import urllib3 as cbn_urllib3
@@ -739,6 +741,26 @@ def test_a_policy_answering_neither_a_reason_nor_none_refuses(driver: str) -> No
             assert "not a reason or None" in str(error)
             assert all(isinstance(a.reason, str) for a in error.attempts)
         assert accepted(server) == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_unexpected_error_in_the_async_race_comes_out_as_itself(backend: str) -> None:
+    """As from the sync driver: not wrapped in an ExceptionGroup by the task group."""
+
+    class Broken(Net):
+        def socket(self, table: Any, key: int, family: socket.AddressFamily) -> socket.socket:
+            raise RuntimeError("a bug below the race")
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="a bug below the race"):
+            await adrive(
+                parse_target("127.0.0.1", 80),
+                check_options(history=False),
+                check_call(1),
+                net=Broken(),
+            )
+
+    run_async(backend, main)
 
 
 # ------------------------------------------------------- connectbyname.dns, stray datagrams

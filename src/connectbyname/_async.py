@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ConnectByNameError
 from ._events import EventListener
 from ._history import ConnectionHistory
 from ._info import Address, Attempt, Connection
@@ -342,7 +341,7 @@ async def adrive(
     # every anyio call is: cancellation is noticed and other tasks get to run.
     await anyio.lowlevel.checkpoint()
     connection: Connection | None = None
-    failure: ConnectByNameError | None = None
+    failure: Exception | None = None
     loop = None
     try:
         async with anyio.create_task_group() as group:
@@ -364,8 +363,10 @@ async def adrive(
                     until = loop.send(await poller.wait(until))
             except StopIteration as finished:
                 connection = finished.value
-            except ConnectByNameError as exc:
-                # Raised below, outside the task group, which would wrap it in a group.
+            except Exception as exc:
+                # Raised below, outside the task group, which would wrap it in a group:
+                # the call's error, as the sync driver raises it (and so would be any
+                # other, a policy's or a resolver's bug included).
                 failure = exc
             # Every watcher was woken by the race's end; any left is cancelled.
             group.cancel_scope.cancel()
