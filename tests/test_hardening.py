@@ -27,6 +27,7 @@ from connectbyname import (
     PUBLIC_ONLY,
     AddressDeniedError,
     AddressPolicy,
+    Candidate,
     ConnectByNameError,
     HostUnreachableError,
     InvalidParameterError,
@@ -42,6 +43,7 @@ from connectbyname._async import adrive
 from connectbyname._parse import check_call, check_options, parse_target
 from connectbyname._plan import Failed, Planner
 from connectbyname._race import Net
+from connectbyname._resolve import Lookup
 from connectbyname.adapters import httpx as cbn_httpx
 from connectbyname.adapters import requests as cbn_requests
 from connectbyname.adapters import urllib3 as cbn_urllib3
@@ -343,6 +345,72 @@ def test_a_malformed_answer_fails_the_lookup_and_connects_nowhere(
             else:  # all the bad entries were of the other family
                 assert family != socket.AF_UNSPEC, str(caught.value)
         assert accepted(server) == 0
+
+
+class Native:
+    """A resolver with the engine's native protocols (as connectbyname.dns has), that
+    answers ``candidates`` as they are."""
+
+    def __init__(self, candidates: Any) -> None:
+        self.candidates = candidates
+
+    def start_lookup(self, host: str, port: int, family: socket.AddressFamily) -> Lookup:
+        lookup = Lookup(family)
+        lookup.finish(self.candidates, None)
+        return lookup
+
+    async def alookup(self, host: str, port: int, family: socket.AddressFamily) -> Any:
+        return self.candidates
+
+    def __call__(self, *args: Any) -> list[Any]:
+        raise AssertionError("the engine uses the native protocols")
+
+
+@pytest.mark.parametrize("driver", ["sync", *BACKENDS])
+def test_a_native_resolvers_answers_are_checked_too(driver: str) -> None:
+    with listening() as server:
+        port = server.getsockname()[1]
+        for bad in (
+            [Candidate(socket.AF_INET, ("localhost", port))],
+            [(socket.AF_INET, ("vm", port))],
+            [Candidate(socket.AF_INET, ("127.0.0.1", 0))],
+            [Candidate(socket.AF_INET6, ("::1", port, -1, 0))],
+            ["127.0.0.1"],
+            "127.0.0.1",
+            None,
+        ):
+            resolver = Native(bad)
+            if driver == "sync":
+                with pytest.raises(NameResolutionError) as caught:
+                    connect_by_name("name.test", port, timeout=2, resolver=resolver)
+                error = caught.value
+            else:
+
+                async def main(resolver: Native = resolver) -> BaseException:
+                    with pytest.raises(NameResolutionError) as caught:
+                        await aconnect_by_name("name.test", port, timeout=2, resolver=resolver)
+                    return caught.value
+
+                error = run_async(driver, main)
+            assert error.errno == socket.EAI_FAIL, (bad, error)
+            assert error.attempts == ()
+        assert accepted(server) == 0
+        # And a good answer, in any text, connects to its canonical address.
+        good = Native([Candidate(socket.AF_INET6, ("0::1", port, 0, 0))])
+        with listening("::1", port) as v6:
+            if driver == "sync":
+                with connect_by_name("name.test", port, timeout=2, resolver=good) as conn:
+                    assert conn.remote_address == ("::1", port, 0, 0)
+            else:
+
+                async def connect() -> None:
+                    async with await aconnect_by_name(
+                        "name.test", port, timeout=2, resolver=good
+                    ) as conn:
+                        assert conn.remote_address == ("::1", port, 0, 0)
+
+                run_async(driver, connect)
+            assert accepted(v6) == 1
 
 
 def test_of_two_failed_lookups_the_failure_outranks_no_such_name() -> None:

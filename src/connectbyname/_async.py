@@ -45,7 +45,14 @@ from ._parse import (
 )
 from ._policy import Policy
 from ._race import NET, WRITABLE, Events, Net, race
-from ._resolve import AsyncNativeResolver, Lookup, Resolver, resolution_error, start_lookup
+from ._resolve import (
+    AsyncNativeResolver,
+    Lookup,
+    Resolver,
+    checked_candidates,
+    resolution_error,
+    start_lookup,
+)
 
 if TYPE_CHECKING:
     import anyio.abc
@@ -227,11 +234,13 @@ class AnyioPoller:
         self, resolver: AsyncNativeResolver, host: str, port: int, lookup: Lookup
     ) -> None:
         try:
-            candidates = await resolver.alookup(host, port, lookup.family)
+            answer = await resolver.alookup(host, port, lookup.family)
+            # Checked as any resolver's answer is: IP literals of their family only.
+            candidates = checked_candidates(answer, lookup.family, host)
         except Exception as exc:
             lookup.finish([], resolution_error(exc, host, port))
         else:
-            lookup.finish(list(candidates), None)
+            lookup.finish(candidates, None)
         self._event.set()
 
     async def wait(self, until: float | None) -> Events:

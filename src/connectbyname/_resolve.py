@@ -347,6 +347,26 @@ def candidates_from(answers: object, family: socket.AddressFamily, host: str) ->
     return result
 
 
+def checked_candidates(
+    candidates: object, family: socket.AddressFamily, host: str
+) -> list[Candidate]:
+    """A native resolver's candidates (see `NativeResolver`), held to the rules of
+    `candidates_from`: ``(family, address)`` pairs of IP literals with a port, else
+    the lookup fails with ``EAI_FAIL``."""
+    if not isinstance(candidates, list | tuple):
+        raise _bad_answer(host, f"resolver returned {type(candidates).__name__}, not a list")
+    return candidates_from(
+        [
+            (c[0], socket.SOCK_STREAM, socket.IPPROTO_TCP, "", c[1])
+            if isinstance(c, tuple) and len(c) == 2
+            else c
+            for c in candidates
+        ],
+        family,
+        host,
+    )
+
+
 def _bad_answer(host: str, message: str) -> NameResolutionError:
     return NameResolutionError(message, nodename=host, errno=socket.EAI_FAIL)
 
@@ -479,12 +499,14 @@ def start_lookup(resolver: Resolver, host: str, port: int, family: socket.Addres
     """Start resolving on a lookup thread (or in a `NativeResolver`'s own way); the
     caller waits on the `Lookup` as long as it likes, and abandons it when it leaves."""
     if isinstance(resolver, NativeResolver):
+        lookup = Lookup(family)
         try:
-            return resolver.start_lookup(host, port, family)
+            theirs = resolver.start_lookup(host, port, family)
+            # Its answer is checked as any resolver's is, on its way to our lookup.
+            theirs.add_done_callback(lambda done: _finish_checked(lookup, done, host, port))
         except Exception as exc:
-            lookup = Lookup(family)
             lookup.finish([], resolution_error(exc, host, port))
-            return lookup
+        return lookup
     lookup = Lookup(family)
     if not _pool.submit(lookup, resolver, host, port):
         lookup.finish(
@@ -498,6 +520,19 @@ def start_lookup(resolver: Resolver, host: str, port: int, family: socket.Addres
             ),
         )
     return lookup
+
+
+def _finish_checked(lookup: Lookup, done: Lookup, host: str, port: int) -> None:
+    """Finish ``lookup`` with ``done``'s outcome, its candidates checked."""
+    if done.error is not None:
+        lookup.finish([], done.error)
+        return
+    try:
+        candidates = checked_candidates(done.candidates, lookup.family, host)
+    except Exception as exc:
+        lookup.finish([], resolution_error(exc, host, port))
+    else:
+        lookup.finish(candidates, None)
 
 
 def resolve_here(resolver: Resolver, host: str, port: int, family: socket.AddressFamily) -> Lookup:
