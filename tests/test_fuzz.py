@@ -6,11 +6,12 @@ and service names, the timeout, the delays, the family, the source address, the
 socket options, the history, the policy, the listener, and unknown keywords; and a
 resolver whose answers take any shape (lists of arbitrary tuples and objects,
 malformed addresses and ports, non-lists), which may sleep briefly first, or raise
-anything, ``BaseException`` subclasses included. The only exceptions allowed out are
-the documented ones (`connectbyname.ConnectByNameError` and its subclasses) and
-`TypeError` for an unknown keyword; every example must leave no descriptor open and
-no thread behind (idle lookup threads excepted), and the whole run no
-`ResourceWarning` nor "exception ignored".
+anything, ``BaseException`` subclasses included, or answer through the engine's
+native protocols (``start_lookup``, ``alookup``) with pairs of any shape. The only
+exceptions allowed out are the documented ones (`connectbyname.ConnectByNameError`
+and its subclasses) and `TypeError` for an unknown keyword; every example must leave
+no descriptor open and no thread behind (idle lookup threads excepted), and the whole
+run no `ResourceWarning` nor "exception ignored".
 
 Nothing leaves the machine: the resolvers answer loopback literals or garbage; the
 literal node names drawn are loopback addresses or invalid (filtered with
@@ -63,6 +64,7 @@ from connectbyname import (
     connect_by_name,
     connect_socket_by_name,
 )
+from connectbyname._resolve import Lookup
 from connectbyname.testing import open_fds, refused_port
 
 settings.register_profile(
@@ -432,7 +434,9 @@ def entries(draw: DrawFn) -> Any:
 def resolvers(draw: DrawFn) -> Any:
     """A resolver (or something passed as one) and what it does when called."""
     shape = draw(
-        mostly(st.just("answers"), st.sampled_from(["raises", "non-list", "not callable"]))
+        mostly(
+            st.just("answers"), st.sampled_from(["raises", "non-list", "not callable", "native"])
+        )
     )
     if shape == "not callable":
         return draw(st.sampled_from([5, "resolver", b"", object()]))
@@ -456,7 +460,31 @@ def resolvers(draw: DrawFn) -> Any:
             raise make()
         return answer
 
+    if shape == "native":
+        # The engine's own protocols (as connectbyname.dns has): (family, address)
+        # pairs, taken from the entries drawn, or anything else.
+        pairs = [e[::4] if isinstance(e, tuple | list) and len(e) == 5 else e for e in answer]
+        return Native(draw(mostly(st.just(pairs), garbage)), resolver)
     return resolver
+
+
+class Native:
+    """A resolver with the engine's native protocols, answering ``candidates``."""
+
+    def __init__(self, candidates: Any, fallback: Callable[..., Any]) -> None:
+        self.candidates = candidates
+        self.fallback = fallback
+
+    def start_lookup(self, host: str, port: int, family: socket.AddressFamily) -> Lookup:
+        lookup = Lookup(family)
+        lookup.finish(self.candidates, None)
+        return lookup
+
+    async def alookup(self, host: str, port: int, family: socket.AddressFamily) -> Any:
+        return self.candidates
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fallback(*args, **kwargs)
 
 
 extra_keywords = mostly(
