@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -224,6 +225,21 @@ def test_past_max_threads_a_lookup_fails_at_once_with_eai_again(
         assert took < 0.1, f"took {took:.3f}s"
         assert len(hung.calls) == 4  # the refused lookups never reached the resolver
         assert pool.threads() == 4
+
+
+def test_an_idle_lookup_thread_keeps_nothing_of_its_last_lookup(pool: _resolve._Pool) -> None:
+    class Resolver:
+        def __call__(self, host: str, port: int, *args: Any) -> list[tuple[Any, ...]]:
+            return [answer(socket.AF_INET, "127.0.0.1", port)]
+
+    resolver = Resolver()
+    lookup = _resolve.start_lookup(resolver, "name.test", 80, socket.AF_INET)
+    assert lookup.wait(2)
+    assert settled(pool)
+    assert pool.threads() == 1  # a new thread, idle now
+    gone = weakref.ref(resolver)
+    del resolver, lookup
+    assert gone() is None  # without a collection: no reference left anywhere
 
 
 @pytest.mark.parametrize("when", ["after the thread started", "before the thread started"])

@@ -425,7 +425,9 @@ class _Pool:
         # inside Thread.start may come before or after the thread began), so this
         # function and the thread settle its count between them, under the lock:
         # whoever comes second corrects it (see _work).
-        start: list[object] = [_UNCOUNTED]
+        # The job travels in this list too, which the thread empties: its Thread
+        # object's arguments must not keep the lookup (and its caller) alive.
+        start: list[Any] = [_UNCOUNTED, job]
         try:
             with self._lock:
                 if self._idle > len(self._jobs):
@@ -437,7 +439,7 @@ class _Pool:
                 self._threads += 1
                 start[0] = _STARTING
             threading.Thread(
-                target=self._work, args=(job, start), name="connectbyname-resolver", daemon=True
+                target=self._work, args=(start,), name="connectbyname-resolver", daemon=True
             ).start()
         except BaseException as exc:
             with self._lock:
@@ -452,11 +454,12 @@ class _Pool:
             return start[0] is _RUNNING  # no thread could be started
         return True
 
-    def _work(self, job: _Job, start: list[object]) -> None:
+    def _work(self, start: list[Any]) -> None:
         with self._lock:
             if start[0] is _GIVEN_UP:
                 self._threads += 1
             start[0] = _RUNNING
+            job: _Job = start.pop()
         while True:
             lookup = job[0]
             if not lookup.abandoned:
