@@ -60,6 +60,7 @@ from connectbyname import (
     ConnectByNameError,
     ConnectionHistory,
     EventListener,
+    _resolve,
     aconnect_by_name,
     connect_by_name,
     connect_socket_by_name,
@@ -540,12 +541,15 @@ def other_threads() -> list[threading.Thread]:
 
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[warnings.WarningMessage]]:
-    """The ports, getaddrinfo for numbers only, and records of ResourceWarnings and
-    unraisable exceptions (checked at the end, after a collection)."""
+    """The ports, getaddrinfo for numbers only, a lookup pool of the fuzz's own (its
+    threads end with it), and records of ResourceWarnings and unraisable exceptions
+    (checked at the end, after a collection)."""
     unraisable: list[Any] = []
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
     OUTCOMES.clear()
     monkeypatch.setattr(socket, "getaddrinfo", no_names)
+    pool = _resolve._Pool()
+    monkeypatch.setattr(_resolve, "_pool", pool)
     with contextlib.ExitStack() as stack:
         served = stack.enter_context(socket.create_server(("127.0.0.1", 0), backlog=1024))
         served.setblocking(False)
@@ -559,6 +563,14 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[warnings.WarningMess
         yield caught
         drain(served)
         gc.collect()
+    # The pool's idle threads, told to exit now (the resolvers drawn sleep 20 ms at most).
+    monkeypatch.setattr(_resolve, "IDLE_SECONDS", 0.01)
+    with pool._lock:
+        pool._ready.notify_all()
+    deadline = time.monotonic() + 5
+    while pool.threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pool.threads() == 0
     print(dict(OUTCOMES))
     # The examples reached every part of the engine: connected, and failed each way.
     assert {"connected", "InvalidParameterError", "NameResolutionError"} <= set(OUTCOMES)
