@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ._errors import ConnectByNameError
 from ._events import EventListener
 from ._history import ConnectionHistory
 from ._info import Address, Attempt, Connection
@@ -46,7 +45,14 @@ from ._parse import (
 )
 from ._policy import Policy
 from ._race import NET, WRITABLE, Events, Net, race
-from ._resolve import AsyncNativeResolver, Lookup, Resolver, resolution_error, start_lookup
+from ._resolve import (
+    AsyncNativeResolver,
+    Lookup,
+    Resolver,
+    checked_candidates,
+    resolution_error,
+    start_lookup,
+)
 
 if TYPE_CHECKING:
     import anyio.abc
@@ -244,11 +250,13 @@ class AnyioPoller:
         self, resolver: AsyncNativeResolver, host: str, port: int, lookup: Lookup
     ) -> None:
         try:
-            candidates = await resolver.alookup(host, port, lookup.family)
+            answer = await resolver.alookup(host, port, lookup.family)
+            # Checked as any resolver's answer is: IP literals of their family only.
+            candidates = checked_candidates(answer, lookup.family, host)
         except Exception as exc:
             lookup.finish([], resolution_error(exc, host, port))
         else:
-            lookup.finish(list(candidates), None)
+            lookup.finish(candidates, None)
         self._event.set()
 
     async def wait(self, until: float | None) -> Events:
@@ -361,7 +369,7 @@ async def adrive(
     # every anyio call is: cancellation is noticed and other tasks get to run.
     await anyio.lowlevel.checkpoint()
     connection: Connection | None = None
-    failure: ConnectByNameError | None = None
+    failure: Exception | None = None
     loop = None
     try:
         async with anyio.create_task_group() as group:
@@ -383,8 +391,10 @@ async def adrive(
                     until = loop.send(await poller.wait(until))
             except StopIteration as finished:
                 connection = finished.value
-            except ConnectByNameError as exc:
-                # Raised below, outside the task group, which would wrap it in a group.
+            except Exception as exc:
+                # Raised below, outside the task group, which would wrap it in a group:
+                # the call's error, as the sync driver raises it (and so would be any
+                # other, a policy's or a resolver's bug included).
                 failure = exc
             # Every watcher was woken by the race's end; any left is cancelled.
             group.cancel_scope.cancel()

@@ -72,6 +72,8 @@ _UNREACHABLE = {
     errno.EADDRNOTAVAIL,
     errno.EAFNOSUPPORT,
 }
+#: A lookup's answer that the name has no address (of the family asked for).
+_NOTHING = frozenset({socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)})
 #: A socket could not be made for want of descriptors or memory.
 RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
@@ -159,9 +161,17 @@ def _vet(policy: Policy, host: str) -> str | None:
     """The policy's reason to refuse ``host``, or ``None``. A policy that fails refuses:
     a guard that cannot decide must not let the address through."""
     try:
-        return policy(host)
+        return reason_of(policy(host))
     except Exception as exc:
         return f"the policy failed ({type(exc).__name__}: {exc}), so the address is refused"
+
+
+def reason_of(verdict: object) -> str | None:
+    """A policy's verdict as a reason: ``None`` lets the address through, a string
+    refuses it, and anything else (a policy's bug) refuses it too, saying what it was."""
+    if verdict is None or isinstance(verdict, str):
+        return verdict
+    return f"the policy answered {verdict!r:.80}, not a reason or None, so it is refused"
 
 
 MOVED_FIRST = "moved first: it connected last time"
@@ -311,9 +321,12 @@ class Planner:
         family: socket.AddressFamily = socket.AF_UNSPEC,
     ) -> None:
         """The lookup for ``family`` failed; the call fails with ``error`` only if no
-        address ever came."""
+        address ever came. Of two lookups' errors, a failure to get an answer (a bad
+        answer, a timeout) outranks an answer that there is no such address, whichever
+        came first: the other family's "nothing" must not hide it."""
         self._pending.discard(family)
-        if self._lookup_error is None:
+        known = self._lookup_error
+        if known is None or (known.errno in _NOTHING and error.errno not in _NOTHING):
             self._lookup_error = error
 
     def attempt_connected(self, now: float, attempt: int) -> None:

@@ -58,7 +58,7 @@ from ._events import (
 from ._history import NO_HINTS
 from ._info import Attempt, Connection, ConnectionInfo, Outcome, unmap_address
 from ._parse import CallOptions, Options, Target, describe
-from ._plan import Connected, Failed, Planner, Start
+from ._plan import Connected, Failed, Planner, Start, reason_of
 from ._resolve import (
     Lookup,
     Resolver,
@@ -202,7 +202,7 @@ def vet_target(target: Target, options: Options) -> None:
         check: Callable[[object], str | None] | None = getattr(policy, rule, None)
         if check is not None:
             try:
-                reason = check(value)
+                reason = reason_of(check(value))
             except Exception as exc:  # fail closed, as for addresses (see _plan._vet)
                 reason = f"the policy failed ({type(exc).__name__}: {exc})"
             if reason is not None:
@@ -367,9 +367,12 @@ def race(
         # lands, and it would replace the return (and lose the connection).
         if table or lookups or poller_open:
             # Twice: an interruption during the first pass leaves the rest in the table
-            # (a socket leaves it only once closed), and the second pass closes them.
+            # (a socket leaves it only once closed), and the second pass closes them;
+            # each pass closes the poller too, so that one interruption anywhere (in
+            # the second pass as well) leaves nothing open.
             try:
                 _close_all(table, lookups, resolution, poller)
+                poller.close()
             finally:
                 _close_all(table, lookups, resolution, poller)
                 poller.close()

@@ -347,6 +347,26 @@ def candidates_from(answers: object, family: socket.AddressFamily, host: str) ->
     return result
 
 
+def checked_candidates(
+    candidates: object, family: socket.AddressFamily, host: str
+) -> list[Candidate]:
+    """A native resolver's candidates (see `NativeResolver`), held to the rules of
+    `candidates_from`: ``(family, address)`` pairs of IP literals with a port, else
+    the lookup fails with ``EAI_FAIL``."""
+    if not isinstance(candidates, list | tuple):
+        raise _bad_answer(host, f"resolver returned {type(candidates).__name__}, not a list")
+    return candidates_from(
+        [
+            (c[0], socket.SOCK_STREAM, socket.IPPROTO_TCP, "", c[1])
+            if isinstance(c, tuple) and len(c) == 2
+            else c
+            for c in candidates
+        ],
+        family,
+        host,
+    )
+
+
 def _bad_answer(host: str, message: str) -> NameResolutionError:
     return NameResolutionError(message, nodename=host, errno=socket.EAI_FAIL)
 
@@ -379,45 +399,76 @@ def checked_address(family: int, sockaddr: object) -> Address | None:
 # -------------------------------------------------------------------------- threads
 
 
+_Job = tuple[Lookup, Resolver, str, int]
+# A new thread's start, as its submitter and the thread itself settle it (_Pool.submit).
+_UNCOUNTED, _STARTING, _RUNNING, _GIVEN_UP = object(), object(), object(), object()
+
+
 class _Pool:
     """Lookup threads: see the module's docstring for their rules.
 
-    Invariant, under the lock: every job in ``_jobs`` has a thread that will take it:
-    an idle one (``_idle`` counts them) or one started for it."""
+    Invariant, under the lock: every job in ``_jobs`` has an idle thread that will take
+    it (``_idle`` counts them); a new thread is handed its first job directly."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
-        self._jobs: collections.deque[tuple[Lookup, Resolver, str, int]] = collections.deque()
+        self._jobs: collections.deque[_Job] = collections.deque()
         self._threads = 0
         self._idle = 0
 
     def submit(self, lookup: Lookup, resolver: Resolver, host: str, port: int) -> bool:
         """Run the lookup on a thread; ``False`` if no thread could be had."""
         job = (lookup, resolver, host, port)
-        with self._lock:
-            if self._idle > len(self._jobs):
-                self._jobs.append(job)
-                self._ready.notify()
-                return True
-            if self._threads >= MAX_THREADS:
-                return False
-            self._threads += 1
-            self._jobs.append(job)
+        # A new thread is handed its first job directly: nothing to take back if it
+        # does not start. Whether it started is not always known here (an interruption
+        # inside Thread.start may come before or after the thread began), so this
+        # function and the thread settle its count between them, under the lock:
+        # whoever comes second corrects it (see _work).
+        # The job travels in this list too, which the thread empties: its Thread
+        # object's arguments must not keep the lookup (and its caller) alive.
+        start: list[Any] = [_UNCOUNTED, job]
         try:
-            threading.Thread(target=self._work, name="connectbyname-resolver", daemon=True).start()
-        except BaseException:
             with self._lock:
-                self._threads -= 1
-                # The job may have gone to an idle thread meanwhile; else take it back.
-                if job in self._jobs:
-                    self._jobs.remove(job)
+                if self._idle > len(self._jobs):
+                    self._jobs.append(job)
+                    self._ready.notify()
+                    return True
+                if self._threads >= MAX_THREADS:
                     return False
-            return True
+                self._threads += 1
+                start[0] = _STARTING
+            threading.Thread(
+                target=self._work, args=(start,), name="connectbyname-resolver", daemon=True
+            ).start()
+        except BaseException as exc:
+            with self._lock:
+                if start[0] is _STARTING:
+                    start[0] = _GIVEN_UP  # counted again if it begins after all
+                    self._threads -= 1
+            if not isinstance(exc, Exception) or exc.__context__ is not None:
+                # An interruption (KeyboardInterrupt) is the caller's, not ours; so is
+                # the RuntimeError that Thread.start may turn one into (python/cpython
+                # issue 78667: its wait for the new thread is not interruption-safe).
+                raise
+            return start[0] is _RUNNING  # no thread could be started
         return True
 
-    def _work(self) -> None:
+    def _work(self, start: list[Any]) -> None:
+        with self._lock:
+            if start[0] is _GIVEN_UP:
+                self._threads += 1
+            start[0] = _RUNNING
+            job: _Job = start.pop()
         while True:
+            lookup = job[0]
+            if not lookup.abandoned:
+                # Lookup.run catches the resolver's errors; this, a done-callback's: the
+                # thread must go on.
+                with contextlib.suppress(BaseException):
+                    lookup.run(*job[1:])
+            # An idle thread must not keep the last lookup (and its caller) alive.
+            del lookup, job
             with self._lock:
                 self._idle += 1
                 while not self._jobs:
@@ -426,14 +477,7 @@ class _Pool:
                         self._threads -= 1
                         return
                 self._idle -= 1
-                lookup, resolver, host, port = self._jobs.popleft()
-            if not lookup.abandoned:
-                # Lookup.run catches the resolver's errors; this, a done-callback's: the
-                # thread must go on.
-                with contextlib.suppress(BaseException):
-                    lookup.run(resolver, host, port)
-            # An idle thread must not keep the last lookup (and its caller) alive.
-            del lookup, resolver
+                job = self._jobs.popleft()
 
     def threads(self) -> int:
         """How many lookup threads exist now (busy or idle)."""
@@ -458,12 +502,14 @@ def start_lookup(resolver: Resolver, host: str, port: int, family: socket.Addres
     """Start resolving on a lookup thread (or in a `NativeResolver`'s own way); the
     caller waits on the `Lookup` as long as it likes, and abandons it when it leaves."""
     if isinstance(resolver, NativeResolver):
+        lookup = Lookup(family)
         try:
-            return resolver.start_lookup(host, port, family)
+            theirs = resolver.start_lookup(host, port, family)
+            # Its answer is checked as any resolver's is, on its way to our lookup.
+            theirs.add_done_callback(lambda done: _finish_checked(lookup, done, host, port))
         except Exception as exc:
-            lookup = Lookup(family)
             lookup.finish([], resolution_error(exc, host, port))
-            return lookup
+        return lookup
     lookup = Lookup(family)
     if not _pool.submit(lookup, resolver, host, port):
         lookup.finish(
@@ -477,6 +523,19 @@ def start_lookup(resolver: Resolver, host: str, port: int, family: socket.Addres
             ),
         )
     return lookup
+
+
+def _finish_checked(lookup: Lookup, done: Lookup, host: str, port: int) -> None:
+    """Finish ``lookup`` with ``done``'s outcome, its candidates checked."""
+    if done.error is not None:
+        lookup.finish([], done.error)
+        return
+    try:
+        candidates = checked_candidates(done.candidates, lookup.family, host)
+    except Exception as exc:
+        lookup.finish([], resolution_error(exc, host, port))
+    else:
+        lookup.finish(candidates, None)
 
 
 def resolve_here(resolver: Resolver, host: str, port: int, family: socket.AddressFamily) -> Lookup:

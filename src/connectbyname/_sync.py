@@ -12,8 +12,11 @@ stands in behind the same methods (`_SelectorPoll`).
 
 from __future__ import annotations
 
+import _socket
+import _thread
 import contextlib
 import errno
+import itertools
 import select
 import selectors
 import socket
@@ -71,13 +74,17 @@ class _SelectorPoll:
 
 
 _new_poll: Callable[[], select.poll | _SelectorPoll] = getattr(select, "poll", _SelectorPoll)
+#: socketpair() in C where it is (POSIX); socket.py's stand-in elsewhere.
+_SOCKETPAIR: Callable[[], tuple[_socket.socket, _socket.socket]] = getattr(
+    _socket, "socketpair", socket.socketpair
+)
 
 
 class PollPoller:
     """The sync driver's `Poller`: one ``select.poll`` set, made at the first wait
     that needs it (a connect over inside connect() needs none).
 
-    Lookup threads wake the wait through `notify`: a ``threading.Event`` while no
+    Lookup threads wake the wait through `notify`: a bare lock used as a flag while no
     descriptor is watched (cheaper), and a socket pair, made only then, while some are.
     """
 
@@ -88,8 +95,15 @@ class PollPoller:
         self._poll: select.poll | _SelectorPoll | None = None
         self._watched: set[int] = set()
         self._lock = threading.Lock()
-        self._event: threading.Event | None = None
-        self._pair: tuple[socket.socket, socket.socket] | None = None
+        # Set by a lookup thread when its lookup finishes: a bare lock, held while not
+        # set. Not a threading.Event: its wait() and set() run Python-level Condition
+        # code, which an interruption (Ctrl-C) can leave with the condition's lock held
+        # for good (Condition.__enter__ interrupted after it acquired), and every later
+        # set(), in a lookup thread, then waits for ever.
+        self._woken: _thread.LockType | None = None
+        # The wake-up pair, once made: a list that holds it (see _open_pair).
+        self._pairs: list[tuple[_socket.socket, _socket.socket]] = []
+        self._pair: tuple[_socket.socket, _socket.socket] | None = None
         self._pair_fd = -1
 
     def register(self, fd: int, events: int) -> None:
@@ -109,17 +123,20 @@ class PollPoller:
     def start_lookup(
         self, resolver: Resolver, host: str, port: int, family: socket.AddressFamily
     ) -> Lookup:
-        if self._event is None:
-            self._event = threading.Event()
+        if self._woken is None:
+            woken = _thread.allocate_lock()
+            woken.acquire()
+            self._woken = woken
         lookup = start_lookup(resolver, host, port, family)
         lookup.add_done_callback(self._notify)
         return lookup
 
     def _notify(self, _lookup: object) -> None:
         # From a lookup thread. Under the lock: the driver may be closing the pair.
-        event = self._event
-        if event is not None:
-            event.set()
+        woken = self._woken
+        if woken is not None:
+            with contextlib.suppress(RuntimeError):  # set already
+                woken.release()
         with self._lock:
             if self._pair is not None:
                 with contextlib.suppress(OSError):
@@ -131,14 +148,13 @@ class PollPoller:
         wait = None if until is None else max(0.0, until - self._clock())
         if wait is None or wait > MAX_WAIT:
             wait = MAX_WAIT
-        # The event is cleared only after the wait: the race loop looks at every lookup
+        # The flag is cleared only by the wait: the race loop looks at every lookup
         # after each wait, so a wake-up for one it has seen already costs nothing, and
         # one cleared before it was seen would be lost.
-        event = self._event
-        if event is not None:
+        woken = self._woken
+        if woken is not None:
             if not self._watched:
-                event.wait(wait)
-                event.clear()
+                woken.acquire(True, wait)  # set: cleared, in the same C call
                 return []
             if self._pair is None:
                 self._open_pair()
@@ -148,8 +164,8 @@ class PollPoller:
             return []
         # poll rounds its milliseconds up, so it never wakes before the time.
         ready = poll.poll(wait * 1000)
-        if event is not None:
-            event.clear()
+        if woken is not None:
+            woken.acquire(False)  # cleared
         events: Events = []
         for fd, mask in ready:
             if fd == self._pair_fd:
@@ -161,12 +177,17 @@ class PollPoller:
         return events
 
     def _open_pair(self) -> None:
-        pair = socket.socketpair()
-        for end in pair:
-            end.setblocking(False)
+        # A call's return value is, for a moment, only on the caller's stack, and an
+        # interruption there (Ctrl-C, a signal handler raising) drops it unclosed. So
+        # the pair is made by the C-level socketpair called from C (list.extend over
+        # starmap): it is in self._pairs before any bytecode runs, where close() finds
+        # it whatever happens next. (The pair's ends are _socket.socket objects.)
         with self._lock:
-            self._pair = pair
-            if self._event is not None and self._event.is_set():
+            self._pairs.extend(itertools.starmap(_SOCKETPAIR, ((),)))
+            pair = self._pair = self._pairs[0]
+            for end in pair:
+                end.setblocking(False)
+            if self._woken is not None and not self._woken.locked():
                 pair[1].send(b"\0")  # a lookup finished before the pair existed
         self._pair_fd = pair[0].fileno()
         assert self._poll is not None
@@ -179,11 +200,14 @@ class PollPoller:
                     pass
 
     def close(self) -> None:
+        # The pair is forgotten only once closed: an interruption half-way leaves it
+        # to the next close() (the race's cleanup calls it again).
         with self._lock:
-            pair, self._pair = self._pair, None
-        if pair is not None:
-            for end in pair:
-                end.close()
+            for pair in self._pairs:
+                for end in pair:
+                    end.close()
+            self._pairs.clear()
+            self._pair = None
         if isinstance(self._poll, _SelectorPoll):
             self._poll.close()
         self._poll = None

@@ -460,16 +460,21 @@ class DNSResolver:
             if server is None:
                 break
             try:
+                # ignore_errors: a datagram that is not the answer (junk, another ID,
+                # another question), even from the server's address, is skipped and
+                # the wait goes on, as the I/O thread does (RFC 5452); without it,
+                # one stray datagram ended the try at once, and three the lookup.
                 response = await dns.asyncquery.udp(
                     message,
                     server,
                     timeout=per_try,
                     port=self.port,
                     ignore_unexpected=True,
+                    ignore_errors=True,
                     backend=backend,
                 )
             except (dns.exception.DNSException, OSError):
-                # Timeout, a malformed answer or an unreachable server: like a loss.
+                # Timeout or an unreachable server: like a loss.
                 continue
             answer, ttl = self._interpret(response)
             if answer is None:
