@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import trustme
+from hypothesis import settings
 
 from connectbyname import DEFAULT_HISTORY
 from connectbyname.testing import (
@@ -32,6 +33,15 @@ from connectbyname.testing import (
     localhost_fallback,
     no_fd_leak,
     patch_getaddrinfo,
+)
+
+# Every hypothesis test is derandomized (a fixed seed, no example database), so that a
+# run is the same run everywhere and CI cannot fail on an example nobody saw before;
+# CBN_HYPOTHESIS=random explores, by hand (tests/test_fuzz.py has a longer profile).
+settings.register_profile("connectbyname", derandomize=True, database=None)
+settings.register_profile("connectbyname-random", derandomize=False)
+settings.load_profile(
+    "connectbyname-random" if os.environ.get("CBN_HYPOTHESIS") == "random" else "connectbyname"
 )
 
 # Every name and address the test certificate is valid for.

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectbyname import ConnectByNameError, ConnectionHistory, Outcome
+from connectbyname._dns import _sort
 from connectbyname._history import NO_HINTS
 from connectbyname._info import Address, Candidate, Connection, format_address
 from connectbyname._parse import (
@@ -134,6 +135,14 @@ class Scenario:
         # On time.monotonic(): the history's own clock in every driver (see _race).
         history.record(self.nodename, PORT, attempts, time.monotonic())
         return history
+
+
+class _GlobalSource(dict[Candidate, str]):
+    def get(self, candidate: Candidate, default: object = None) -> str:  # type: ignore[override]
+        return "2001:db8:ffff::1" if candidate.family == V6 else "192.0.2.250"
+
+
+_GLOBAL_SOURCE = _GlobalSource()
 
 
 def _never_called(*args: object) -> list[Any]:
@@ -279,6 +288,11 @@ class FakeSocket:
 class FakeNet(Net):
     def __init__(self, world: World) -> None:
         self.world = world
+
+    def rank(self, candidate: Candidate) -> tuple[int, ...]:
+        # Every address reachable from a global source of its family: RFC 6724 then
+        # puts IPv6 first, and asks no kernel about the table's addresses.
+        return _sort.rank(candidate, _GLOBAL_SOURCE.get)  # type: ignore[arg-type]
 
     def socket(
         self, table: Table, key: int, family: socket.AddressFamily, kind: int = socket.SOCK_STREAM
@@ -434,7 +448,9 @@ def run_planner(scenario: Scenario) -> Trace:
             if lookup.error is not None:
                 planner.lookup_failed(world.now, lookup.error, lookup.family)
             else:
-                planner.lookup_done(world.now, lookup.candidates, lookup.family)
+                net = FakeNet(world)
+                ranks = [net.rank(c) for c in lookup.candidates]
+                planner.lookup_done(world.now, lookup.candidates, lookup.family, ranks)
         action = planner.next_action(world.now)
         if isinstance(action, Start):
             candidate = action.candidate

@@ -8,17 +8,23 @@ driver races by exactly the same rules.
 
 The rules, after RFC 8305 (Happy Eyeballs version 2):
 
-1. Order (section 4). Addresses are tried in the order the resolver gives them (the
-   system sorts them by RFC 6724), with the families interleaved: the first address's
-   family first (IPv6 when the families are looked up separately), then one of the
-   other family, and so on ("First Address Family Count" of 1). Addresses that arrive
-   later join the queue of their family (section 6). The connection history moves the
-   address that last won to the front and the addresses that recently lost a race they
-   had a head start in to the back of their family (section 4, "used before").
-1a. Resolution delay (section 3). When the families are looked up separately, the race
-   starts as soon as the preferred family answers (IPv6, or the family of the
-   remembered winner). If the other family answers first, the race waits up to
-   ``resolution_delay`` for it, then starts without it.
+1. Order (RFC 8305 section 4; Happy Eyeballs v3 section 5). Every address not yet
+   tried is kept in one list, ordered by: the HTTPS record's service priority (lowest
+   first; addresses of no service last, once services are known), then the connection
+   history (the address that last won first, those that recently lost a race they had
+   a head start in last: "used before"), then RFC 6724's destination rules across both
+   families (the driver gives each address its rank: the rules need the kernel's
+   source address, which the planner does not look up), then the order they came in.
+   Addresses that arrive later join the list where the rules put them (section 6).
+   Families are interleaved: the first address's family first, then one of the other
+   family, and so on ("Preferred Address Family Count" of 1).
+1a. Resolution delay (RFC 8305 section 3; v3 section 4.2). Before the first attempt,
+   the race waits, at most ``resolution_delay`` after the first address came, while
+   the preferred family (IPv6, or the family of the remembered winner) has not
+   answered, or while an HTTPS query has not: then starts without them. An HTTPS
+   record's address hints count as answers of their family: with hints on time, the
+   race starts on them at once, and the A and AAAA answers, when they come, replace
+   the hints not yet tried that they do not list (v3 section 7).
 2. Pace (section 5). The first attempt starts as soon as there is an address. The next
    starts ``attempt_delay`` after the previous one started, or at once when an attempt
    fails. Attempts already running go on. With ``attempt_delay=None`` only one attempt
@@ -46,9 +52,11 @@ from __future__ import annotations
 import errno
 import math
 import socket
-from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from ._dns._wire import Service
 from ._errors import (
     AddressDeniedError,
     ConnectByNameError,
@@ -95,10 +103,12 @@ def outcome_of(error: OSError) -> Outcome:
 
 @dataclass(slots=True)
 class Start:
-    """Open a socket for ``candidate`` and start connecting; it is attempt ``attempt``."""
+    """Open a socket for ``candidate`` and start connecting; it is attempt ``attempt``.
+    ``service`` is the HTTPS record it came with (its ALPN, ECH), if any."""
 
     attempt: int
     candidate: Candidate
+    service: Service | None = None
 
 
 @dataclass(slots=True)
@@ -126,6 +136,44 @@ class Failed:
 
 
 Action = Start | Wait | Connected | Failed
+
+
+class Endpoints(NamedTuple):
+    """An HTTPS record's addresses for the planner: its hints (``candidates``, with
+    their ``ranks``), the ``target`` name (``""``: the name itself) and the record."""
+
+    target: str
+    service: Service
+    candidates: Sequence[Candidate]
+    ranks: Sequence[tuple[int, ...]] | None = None
+
+
+class _Entry:
+    """An address not tried yet, with what orders it (see rule 1)."""
+
+    __slots__ = ("candidate", "key", "origin", "rank", "seq", "service", "target")
+
+    def __init__(
+        self,
+        candidate: Candidate,
+        rank: tuple[int, ...],
+        *,
+        origin: str,
+        target: str,
+        service: Service | None,
+        seq: int,
+    ) -> None:
+        self.candidate = candidate
+        self.rank = rank
+        self.origin = origin
+        self.target = target
+        self.service = service
+        self.seq = seq
+        self.key: tuple[object, ...] = ()
+
+
+def _entry_key(entry: _Entry) -> tuple[object, ...]:
+    return entry.key
 
 
 class _Record:
@@ -195,7 +243,6 @@ class Planner:
         "_delay",
         "_demoted",
         "_done",
-        "_first_family",
         "_hold_until",
         "_last_family",
         "_lookup_error",
@@ -203,16 +250,19 @@ class Planner:
         "_pending",
         "_policy",
         "_preferred",
-        "_queued",
-        "_queues",
         "_records",
         "_resolution_delay",
         "_running",
         "_separate",
+        "_seq",
+        "_services",
+        "_services_known",
+        "_sorted",
         "_source_family",
         "_start",
         "_target",
         "_timeout",
+        "_untried",
         "_winner",
     )
 
@@ -225,6 +275,7 @@ class Planner:
         *,
         lookups: tuple[socket.AddressFamily, ...],
         hints: Hints = NO_HINTS,
+        services: bool = False,
     ) -> None:
         self._start = now
         timeout = call.timeout
@@ -240,9 +291,12 @@ class Planner:
         self._policy = options.policy
         self._preferred = hints.preferred
         self._demoted = hints.demoted
-        self._queues: dict[socket.AddressFamily, deque[Candidate]] = {}
-        self._queued = 0
-        self._first_family: socket.AddressFamily | None = None
+        self._untried: list[_Entry] = []
+        self._sorted = True
+        self._seq = 0
+        # Whether an HTTPS query is outstanding, and whether any service is known.
+        self._services = services
+        self._services_known = False
         self._last_family: socket.AddressFamily | None = None
         self._records: list[_Record] = []
         self._running: set[int] = set()
@@ -275,44 +329,110 @@ class Planner:
     def lookup_done(
         self,
         now: float,
-        candidates: list[Candidate],
+        candidates: Sequence[Candidate],
         family: socket.AddressFamily = socket.AF_UNSPEC,
+        ranks: Sequence[tuple[int, ...]] | None = None,
+        *,
+        target: str = "",
     ) -> None:
-        """The lookup for ``family`` answered with these candidates, in its order."""
+        """The lookup for ``family`` answered with these candidates, in its order;
+        ``ranks`` gives each its RFC 6724 rank (lower first; none: the order kept).
+        ``target``: the service target name they are the addresses of (``""``: the
+        name itself), whose hints of ``family`` they replace."""
         self._pending.discard(family)
+        self._replace_hints(target, family, candidates)
+        self._add(now, candidates, ranks, origin="", target=target, service=None)
+
+    def services_done(self, now: float, services: Sequence[Endpoints]) -> None:
+        """The HTTPS query answered (``services`` empty: it failed, or there are none):
+        each service's hints join the race as early answers."""
+        self._services = False
+        for endpoints in services:
+            self._services_known = True
+            self._add(
+                now,
+                endpoints.candidates,
+                endpoints.ranks,
+                origin="hint",
+                target=endpoints.target,
+                service=endpoints.service,
+            )
+        if self._services_known:
+            # Addresses already known belong to the service whose target is the name
+            # itself, or, with none, to no service: they then go last.
+            owner = next((e.service for e in services if not e.target), None)
+            for entry in self._untried:
+                if entry.origin != "hint" and entry.service is None:
+                    entry.service = owner
+                    entry.key = self._key(entry.candidate, entry.rank, owner, entry.seq)
+            self._sorted = False
+
+    def _add(
+        self,
+        now: float,
+        candidates: Sequence[Candidate],
+        ranks: Sequence[tuple[int, ...]] | None,
+        *,
+        origin: str,
+        target: str,
+        service: Service | None,
+    ) -> None:
         if not candidates:
             return
         if self._hold_until == math.inf:
             self._hold_until = now + self._resolution_delay
-        queues = self._queues
-        if self._preferred is None and not self._demoted:
-            if self._first_family is None and not self._separate:
-                self._first_family = candidates[0].family
-            for candidate in candidates:
-                queue = queues.get(candidate.family)
-                if queue is None:
-                    queues[candidate.family] = deque((candidate,))
-                else:
-                    queue.append(candidate)
-            self._queued += len(candidates)
+        if service is None and self._services_known and not target:
+            service = self._owner_service()
+        known = {e.candidate.address for e in self._untried}
+        for index, candidate in enumerate(candidates):
+            if candidate.address in known:
+                continue  # a hint the answer repeats, or a duplicate
+            rank = ranks[index] if ranks is not None else ()
+            self._seq += 1
+            entry = _Entry(
+                candidate, rank, origin=origin, target=target, service=service, seq=self._seq
+            )
+            entry.key = self._key(candidate, rank, service, self._seq)
+            self._untried.append(entry)
+        self._sorted = False
+
+    def _key(
+        self, candidate: Candidate, rank: tuple[int, ...], service: Service | None, seq: int
+    ) -> tuple[object, ...]:
+        address = candidate.address
+        if address == self._preferred:
+            bucket = 0
+        elif self._demoted and address in self._demoted:
+            bucket = 2
+        else:
+            bucket = 1
+        group = 0 if not self._services_known else (service.priority if service else 1 << 16)
+        return (group, bucket, rank, seq)
+
+    def _owner_service(self) -> Service | None:
+        for entry in self._untried:
+            if entry.origin == "hint" and not entry.target and entry.service is not None:
+                return entry.service
+        return None
+
+    def _replace_hints(
+        self, target: str, family: socket.AddressFamily, candidates: Sequence[Candidate]
+    ) -> None:
+        """v3 section 7: once A/AAAA for a target came, its hints of that family that
+        they do not list are dropped (an attempt already started to one goes on)."""
+        if not self._services_known or family == socket.AF_UNSPEC:
             return
-        first: list[Candidate] = []
-        last: list[Candidate] = []
-        for candidate in candidates:
-            if candidate.address == self._preferred:
-                first.append(candidate)
-            elif candidate.address in self._demoted:
-                last.append(candidate)
-            else:
-                if self._first_family is None and not self._separate:
-                    self._first_family = candidate.family
-                queues.setdefault(candidate.family, deque()).append(candidate)
-        for candidate in first:
-            self._first_family = candidate.family
-            queues.setdefault(candidate.family, deque()).appendleft(candidate)
-        for candidate in last:
-            queues.setdefault(candidate.family, deque()).append(candidate)
-        self._queued += len(candidates)
+        listed = {c.address for c in candidates}
+        self._untried = [
+            e
+            for e in self._untried
+            if not (
+                e.origin == "hint"
+                and e.target == target
+                and e.candidate.family == family
+                and e.candidate.address not in listed
+            )
+        ]
 
     def lookup_failed(
         self,
@@ -354,65 +474,73 @@ class Planner:
             raise RuntimeError("the call is over: next_action() after Connected or Failed")
         if self._winner is not None:
             return self._finish_connected(now)
-        hold = self._separate and not self._records and now < self._deadline and self._holding(now)
-        if self._queued and not hold and (not self._running or now >= self._next_start):
+        hold = not self._records and now < self._deadline and self._holding(now)
+        if self._untried and not hold and (not self._running or now >= self._next_start):
             if now >= self._deadline and self._records:
                 return self._finish_failed(now)
             start = self._start_next(now)
             if start is not None:
                 return start
-        if now >= self._deadline or not (self._running or self._queued or self._pending):
+        if now >= self._deadline or not (
+            self._running or self._untried or self._pending or self._services
+        ):
             return self._finish_failed(now)
         until = self._deadline
         if hold:
             until = min(until, self._hold_until)
-        elif self._running and self._queued:
+        elif self._running and self._untried:
             until = min(until, self._next_start)
         return Wait(None if until == math.inf else until)
 
     def _holding(self, now: float) -> bool:
-        """Section 3: wait a little for the preferred family. Only asked before the
-        first attempt, and only with separate lookups."""
+        """Wait a little for the preferred family and the HTTPS answer (see rule 1a).
+        Only asked before the first attempt."""
         if now >= self._hold_until:
             return False
+        if self._services:
+            return True
+        if not self._separate:
+            return False
         preferred = self._preferred_family()
-        return preferred in self._pending and not self._queues.get(preferred)
+        return preferred in self._pending and not any(
+            e.candidate.family == preferred for e in self._untried
+        )
 
     def _preferred_family(self) -> socket.AddressFamily:
         if self._preferred is not None:
             return socket.AF_INET6 if len(self._preferred) == 4 else socket.AF_INET
         return socket.AF_INET6
 
-    def _pop(self) -> Candidate:
-        queues = self._queues
+    def _pop(self) -> _Entry:
+        untried = self._untried
+        if not self._sorted:
+            untried.sort(key=_entry_key)
+            self._sorted = True
+        chosen = 0
         last = self._last_family
-        family: socket.AddressFamily | None = None
-        if last is None:
-            family = self._first_family or self._preferred_family()
-            queue = queues.get(family)
-            if queue and self._demoted and queue[0].address in self._demoted:
-                # Don't open with a recent loser while the other family has a fresh one.
-                for other, queue in queues.items():
-                    if queue and queue[0].address not in self._demoted:
-                        family = other
-                        break
-        else:
-            # Interleave: the other family if it has an address left (section 4).
-            family = last
-            for other, queue in queues.items():
-                if queue and other != last:
-                    family = other
+        if last is not None and len(untried) > 1:
+            # Interleave: the best of the other family, within the best group.
+            group = untried[0].key[0]
+            for index, entry in enumerate(untried):
+                if entry.key[0] != group:
                     break
-        queue = queues.get(family)
-        if not queue:
-            family, queue = next((f, q) for f, q in queues.items() if q)
-        self._last_family = family
-        self._queued -= 1
-        return queue.popleft()
+                if entry.candidate.family != last:
+                    chosen = index
+                    break
+        elif last is None and self._demoted and untried[0].candidate.address in self._demoted:
+            # Don't open with a recent loser while the other family has a fresh one.
+            for index, entry in enumerate(untried):
+                if entry.candidate.address not in self._demoted:
+                    chosen = index
+                    break
+        entry = untried.pop(chosen)
+        self._last_family = entry.candidate.family
+        return entry
 
     def _start_next(self, now: float) -> Start | None:
-        while self._queued:
-            candidate = self._pop()
+        while self._untried:
+            entry = self._pop()
+            candidate = entry.candidate
             address = candidate.address
             history = None
             if address == self._preferred:
@@ -433,7 +561,7 @@ class Planner:
             attempt = len(self._records) - 1
             self._running.add(attempt)
             self._next_start = math.inf if self._delay is None else now + self._delay
-            return Start(attempt, candidate)
+            return Start(attempt, candidate, entry.service)
         return None
 
     def _attempts(self) -> tuple[Attempt, ...]:
@@ -452,7 +580,7 @@ class Planner:
 
     def _finish_failed(self, now: float) -> Failed:
         self._done = True
-        timed_out = bool(self._running or self._queued or self._pending)
+        timed_out = bool(self._running or self._untried or self._pending or self._services)
         for attempt in self._running:
             self._records[attempt].close(now, Outcome.TIMED_OUT)
         self._running.clear()

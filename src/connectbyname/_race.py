@@ -41,7 +41,7 @@ import socket
 from collections.abc import Callable, Generator
 from typing import Protocol
 
-from ._dns import _config
+from ._dns import _config, _sort
 from ._dns._resolver import Resolution
 from ._errors import AddressDeniedError, ConnectByNameError, InvalidParameterError
 from ._events import (
@@ -56,7 +56,7 @@ from ._events import (
     tell,
 )
 from ._history import NO_HINTS
-from ._info import Attempt, Connection, ConnectionInfo, Outcome, unmap_address
+from ._info import Attempt, Candidate, Connection, ConnectionInfo, Outcome, unmap_address
 from ._parse import CallOptions, Options, Target, describe
 from ._plan import Connected, Failed, Planner, Start, reason_of
 from ._resolve import (
@@ -141,6 +141,11 @@ class Net:
         if not _SOCK_NONBLOCK:
             sock.setblocking(False)
         return sock
+
+    def rank(self, candidate: Candidate) -> tuple[int, ...]:
+        """``candidate``'s RFC 6724 rank (``_dns._sort.rank``), for the planner's order:
+        the kernel says which source address would reach it."""
+        return _sort.rank(candidate)
 
 
 # Non-blocking from birth where the system allows (Linux): one system call less per
@@ -291,7 +296,7 @@ def race(
             if resolution is not None:
                 resolution.watch(poller.register)
             if lookups:
-                _report_lookups(planner, lookups, clock(), told)
+                _report_lookups(planner, lookups, clock(), told, net)
             action = planner.next_action(clock())
             if told is not None:
                 told.new_records(planner)
@@ -475,7 +480,7 @@ def _close_all(
 
 
 def _report_lookups(
-    planner: Planner, lookups: list[Lookup], now: float, told: _Told | None
+    planner: Planner, lookups: list[Lookup], now: float, told: _Told | None, net: Net
 ) -> None:
     """Tell the planner about every finished lookup, and drop those from ``lookups``."""
     for lookup in [lookup for lookup in lookups if lookup.done()]:
@@ -485,7 +490,8 @@ def _report_lookups(
         if lookup.error is not None:
             planner.lookup_failed(now, lookup.error, lookup.family)
         else:
-            planner.lookup_done(now, lookup.candidates, lookup.family)
+            candidates = lookup.candidates
+            planner.lookup_done(now, candidates, lookup.family, [net.rank(c) for c in candidates])
 
 
 def _start_attempt(

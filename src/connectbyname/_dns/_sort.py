@@ -197,6 +197,34 @@ def _common_prefix(source: int, destination: int) -> int:
 # -- destination address selection -----------------------------------------------------
 
 
+def rank(candidate: Candidate, source_of: SourceOf | None = None) -> tuple[int, ...]:
+    """``candidate``'s place in RFC 6724 section 6 order, as a key (lower first):
+    comparing two candidates' ranks is applying rules 1 to 9 to them; rule 10 (keep
+    the order) is the caller's. ``source_of`` is as for `sort_destinations`."""
+    source = (kernel_source if source_of is None else source_of)(candidate)
+    if source is None:
+        return (1,)  # rule 1: unusable, last
+    destination = _parse(candidate.address[0])
+    origin = _parse(source)
+    d = _attributes(destination)
+    s = _attributes(origin)
+    # Rule 9 only separates two IPv6 destinations. IPv4 compares as 0 against
+    # everything, which is the same thing: with the default table an IPv4
+    # destination (precedence 35) never ties an IPv6 one at rule 6.
+    common = 0
+    if not _is_v4(destination) and not _is_v4(origin):
+        common = _common_prefix(origin, destination)
+    return (
+        0,
+        d.scope != s.scope,  # rule 2
+        d.label != s.label,  # rule 5
+        -d.precedence,  # rule 6
+        _tunneled(origin),  # rule 7
+        d.scope,  # rule 8
+        -common,  # rule 9
+    )
+
+
 def sort_destinations(
     candidates: Iterable[Candidate], source_of: SourceOf | None = None
 ) -> list[Candidate]:
@@ -208,37 +236,9 @@ def sort_destinations(
     and where they depart from RFC 6724. The sort is stable: candidates that no rule
     separates keep their order, and the unusable ones come last in their input order.
     """
-    if source_of is None:
-        source_of = kernel_source
-    usable: list[tuple[tuple[int, ...], Candidate]] = []
-    unusable: list[Candidate] = []
-    for index, candidate in enumerate(candidates):
-        source = source_of(candidate)
-        if source is None:
-            unusable.append(candidate)  # rule 1
-            continue
-        destination = _parse(candidate.address[0])
-        origin = _parse(source)
-        d = _attributes(destination)
-        s = _attributes(origin)
-        # Rule 9 only separates two IPv6 destinations. IPv4 compares as 0 against
-        # everything, which is the same thing: with the default table an IPv4
-        # destination (precedence 35) never ties an IPv6 one at rule 6.
-        common = 0
-        if not _is_v4(destination) and not _is_v4(origin):
-            common = _common_prefix(origin, destination)
-        key = (
-            d.scope != s.scope,  # rule 2
-            d.label != s.label,  # rule 5
-            -d.precedence,  # rule 6
-            _tunneled(origin),  # rule 7
-            d.scope,  # rule 8
-            -common,  # rule 9
-            index,  # rule 10
-        )
-        usable.append((key, candidate))
-    usable.sort(key=lambda item: item[0])
-    return [candidate for _, candidate in usable] + unusable
+    ranked = [(rank(c, source_of), index, c) for index, c in enumerate(candidates)]
+    ranked.sort(key=lambda item: (item[0], item[1]))
+    return [c for _, _, c in ranked]
 
 
 def interleave(
