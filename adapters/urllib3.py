@@ -142,6 +142,7 @@ def _urllib3_error(error: ConnectByNameError, conn: _connection.HTTPConnection) 
 # resolution). _check_private_api() checks both when this module is imported.
 
 _STOCK_NEW_CONN: Final = _connection.HTTPConnection._new_conn
+_STOCK_HTTPS_CLASS: Final = _connection.HTTPSConnection
 _STOCK_CONNECT: Final = (_connection.HTTPConnection.connect, _connection.HTTPSConnection.connect)
 _STOCK_GETRESPONSE: Final = _connection.HTTPConnection.getresponse
 
@@ -193,6 +194,8 @@ def _new_conn(self: _connection.HTTPConnection) -> socket.socket:
             timeout=timeout,
             source_address=self.source_address,
             socket_options=self.socket_options,
+            # HTTPS to the server itself (not a proxy's tunnel): its HTTPS record too.
+            https=isinstance(self, _STOCK_HTTPS_CLASS) and self.proxy is None,
         )
     except ConnectByNameError as exc:
         raise _urllib3_error(exc, self) from exc

@@ -99,6 +99,9 @@ class CallOptions:
     #: The family of ``source_address``'s host (``None``: no host, any family).
     source_family: socket.AddressFamily | None = None
     socket_options: tuple[SocketOption, ...] = ()
+    #: Whether the connection will carry HTTPS: the HTTPS record is then asked for
+    #: (its address hints, port and ALPN; RFC 9460), with the name's A and AAAA.
+    https: bool = False
 
 
 DEFAULT_OPTIONS: Final = Options()
@@ -385,11 +388,12 @@ def check_call(
     source_address: object = None,
     socket_options: object = (),
     *,
+    https: bool = False,
     nodename: object = None,
     servicename: object = None,
 ) -> CallOptions:
     """Check what a client gives per connection into a `CallOptions`."""
-    if source_address is None and (socket_options == () or socket_options is None):
+    if source_address is None and (socket_options == () or socket_options is None) and not https:
         if timeout is None:
             return NO_CALL_OPTIONS
         if type(timeout) is float and 0 < timeout < math.inf:
@@ -405,6 +409,7 @@ def check_call(
         source,
         source_family,
         _socket_options(socket_options, invalid),
+        https,
     )
 
 

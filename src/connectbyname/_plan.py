@@ -339,7 +339,8 @@ class Planner:
         ``ranks`` gives each its RFC 6724 rank (lower first; none: the order kept).
         ``target``: the service target name they are the addresses of (``""``: the
         name itself), whose hints of ``family`` they replace."""
-        self._pending.discard(family)
+        if not target:
+            self._pending.discard(family)
         self._replace_hints(target, family, candidates)
         self._add(now, candidates, ranks, origin="", target=target, service=None)
 
@@ -443,7 +444,8 @@ class Planner:
         """The lookup for ``family`` failed; the call fails with ``error`` only if no
         address ever came. Of two lookups' errors, a failure to get an answer (a bad
         answer, a timeout) outranks an answer that there is no such address, whichever
-        came first: the other family's "nothing" must not hide it."""
+        came first: the other family's "nothing" must not hide it. (A service target's
+        lookup that fails is not reported: its hints stay.)"""
         self._pending.discard(family)
         known = self._lookup_error
         if known is None or (known.errno in _NOTHING and error.errno not in _NOTHING):

@@ -155,7 +155,9 @@ _SOCK_NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0)
 NET = Net()
 
 
-def _own_resolution(target: Target, options: Options, net: Net) -> Resolution | None:
+def _own_resolution(
+    target: Target, options: Options, call: CallOptions, net: Net
+) -> Resolution | None:
     """The engine's own resolver for this call, where it may answer: no resolver of the
     caller's, ``socket.getaddrinfo`` not replaced (by a test, or gevent), and a system
     configuration it reproduces (see ``_dns._config``); else ``None``, and the system's
@@ -170,7 +172,7 @@ def _own_resolution(target: Target, options: Options, net: Net) -> Resolution | 
         if options.family != socket.AF_UNSPEC
         else (socket.AF_INET6, socket.AF_INET)
     )
-    return Resolution(config, target.host, target.port, families, net.socket)
+    return Resolution(config, target.host, target.port, families, net.socket, https=call.https)
 
 
 def _start_lookups(
@@ -249,7 +251,7 @@ def race(
         vet_target(target, options)
         resolution: Resolution | None = None
         if target.literal is None:
-            resolution = _own_resolution(target, options, net)
+            resolution = _own_resolution(target, options, call, net)
         if resolution is not None:
             families = tuple(resolution.lookups)
         else:
@@ -261,7 +263,13 @@ def race(
                 target.host, target.port, now if history_clock is None else history_clock()
             )
         planner = Planner(
-            now, target, options, call, lookups=families or (socket.AF_UNSPEC,), hints=hints
+            now,
+            target,
+            options,
+            call,
+            lookups=families or (socket.AF_UNSPEC,),
+            hints=hints,
+            services=resolution is not None and resolution.https,
         )
         literal = target.literal
         if literal is not None:
@@ -292,9 +300,13 @@ def race(
                         told.lookup_started(target.host, family)
                 resolution.start(clock())
                 lookups = list(resolution.lookups.values())
+        services_told = False
         while True:
             if resolution is not None:
                 resolution.watch(poller.register)
+                services_told = _report_services(
+                    planner, resolution, lookups, services_told, clock(), told=told, net=net
+                )
             if lookups:
                 _report_lookups(planner, lookups, clock(), told, net)
             action = planner.next_action(clock())
@@ -486,12 +498,42 @@ def _report_lookups(
     for lookup in [lookup for lookup in lookups if lookup.done()]:
         lookups.remove(lookup)
         if told is not None:
-            told.lookup_finished(planner.target.host, lookup, now)
+            told.lookup_finished(lookup.target or planner.target.host, lookup, now)
         if lookup.error is not None:
-            planner.lookup_failed(now, lookup.error, lookup.family)
+            if not lookup.target:
+                planner.lookup_failed(now, lookup.error, lookup.family)
         else:
             candidates = lookup.candidates
-            planner.lookup_done(now, candidates, lookup.family, [net.rank(c) for c in candidates])
+            ranks = [net.rank(c) for c in candidates]
+            planner.lookup_done(now, candidates, lookup.family, ranks, target=lookup.target)
+
+
+def _report_services(
+    planner: Planner,
+    resolution: Resolution,
+    lookups: list[Lookup],
+    told_already: bool,
+    now: float,
+    *,
+    told: _Told | None,
+    net: Net,
+) -> bool:
+    """Tell the planner the HTTPS answer once it is there, and start watching the
+    lookups of its target names; returns whether the planner knows it."""
+    if told_already or resolution.services is None:
+        return told_already
+    planner.services_done(
+        now,
+        [
+            endpoints._replace(ranks=[net.rank(c) for c in endpoints.candidates])
+            for endpoints in resolution.services
+        ],
+    )
+    for lookup in resolution.target_lookups:
+        if told is not None:
+            told.lookup_started(lookup.target, lookup.family)
+        lookups.append(lookup)
+    return True
 
 
 def _start_attempt(

@@ -197,10 +197,21 @@ class Lookup:
 
     Thread-safe: a lookup thread finishes it while the caller may abandon it."""
 
-    __slots__ = ("_abandoned", "_callbacks", "_done", "_error", "_lock", "_result", "family")
+    __slots__ = (
+        "_abandoned",
+        "_callbacks",
+        "_done",
+        "_error",
+        "_lock",
+        "_result",
+        "family",
+        "target",
+    )
 
-    def __init__(self, family: socket.AddressFamily) -> None:
+    def __init__(self, family: socket.AddressFamily, target: str = "") -> None:
         self.family = family
+        #: The HTTPS record's target name this lookup is for (``""``: the call's name).
+        self.target = target
         self._done = False
         self._abandoned = False
         self._lock = threading.Lock()

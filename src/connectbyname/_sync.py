@@ -320,12 +320,18 @@ def connect(
     timeout: object = None,
     source_address: object = None,
     socket_options: object = (),
+    https: bool = False,
 ) -> Connection:
     """`connect_by_name` with the engine's options checked already (`options_from`),
-    as an adapter keeps them."""
+    as an adapter keeps them; ``https``: the connection will carry HTTPS."""
     target = parse_target(nodename, servicename)
     call = check_call(
-        timeout, source_address, socket_options, nodename=nodename, servicename=servicename
+        timeout,
+        source_address,
+        socket_options,
+        https=https,
+        nodename=nodename,
+        servicename=servicename,
     )
     return drive(target, options, call)
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from .._errors import NameResolutionError
 from .._info import Candidate
+from .._plan import Endpoints
 from .._resolve import Lookup
 from . import _config, _wire
 from ._cache import TTLCache
@@ -380,6 +381,32 @@ def _reply(message: _wire.Message, name: str, rtype: int) -> Reply:
 
 
 _RTYPE = {socket.AF_INET6: _wire.AAAA, socket.AF_INET: _wire.A}
+
+#: How many AliasMode records are followed (RFC 9460 section 3 asks for a limit).
+MAX_ALIASES = 4
+#: The SvcParamKeys this client can honour; a record that makes another mandatory is
+#: skipped (RFC 9460 section 8). ``ech`` is not among them: Python's ssl cannot use it.
+SUPPORTED_KEYS = frozenset(
+    {
+        _wire.KEY_MANDATORY,
+        _wire.KEY_ALPN,
+        _wire.KEY_NO_DEFAULT_ALPN,
+        _wire.KEY_PORT,
+        _wire.KEY_IPV4HINT,
+        _wire.KEY_IPV6HINT,
+    }
+)
+
+
+def _usable(record: _wire.Service) -> bool:
+    return all(key in SUPPORTED_KEYS for key in record.mandatory)
+
+
+def _target_key(index: int) -> int:
+    # Socket-table keys of the target names' exchanges: after the name's own (0-2).
+    return 16 + index
+
+
 _ADDRESS_TYPES = (_wire.AAAA, _wire.A)
 
 
@@ -399,11 +426,14 @@ class Resolution:
         "_new_socket",
         "_port",
         "_registered",
+        "_service_depth",
         "_sockets",
+        "_targets",
         "_walk",
         "https",
         "lookups",
         "services",
+        "target_lookups",
     )
 
     def __init__(
@@ -422,7 +452,12 @@ class Resolution:
         self._new_socket = new_socket
         self.lookups = {family: Lookup(family) for family in families}
         self.https = https
-        self.services: tuple[_wire.Service, ...] | None = None if https else ()
+        #: The HTTPS records' endpoints, once known (``()``: none, or not asked).
+        self.services: tuple[Endpoints, ...] | None = None if https else ()
+        #: The A/AAAA lookups of the HTTPS records' target names, as they start.
+        self.target_lookups: list[Lookup] = []
+        self._targets: dict[tuple[str, int], Exchange] = {}
+        self._service_depth = 0
         self._sockets: dict[int, socket.socket] = {}
         self._exchanges: dict[int, Exchange] = {}
         self._done_order: list[int] = []
@@ -480,9 +515,12 @@ class Resolution:
 
     # -- what the race calls -------------------------------------------------------
 
+    def _every_exchange(self) -> list[Exchange]:
+        return [*self._exchanges.values(), *self._targets.values()]
+
     def watch(self, register: Callable[[int, int], None]) -> None:
         """Register every descriptor the resolution waits on that is not registered."""
-        for exchange in self._exchanges.values():
+        for exchange in self._every_exchange():
             wanted = exchange.wants()
             if wanted is not None and wanted[0] not in self._registered:
                 self._registered.add(wanted[0])
@@ -492,30 +530,32 @@ class Resolution:
         return fd in self._registered
 
     def timer(self) -> float | None:
-        deadlines = [d for e in self._exchanges.values() if (d := e.deadline()) is not None]
+        deadlines = [d for e in self._every_exchange() if (d := e.deadline()) is not None]
         return min(deadlines) if deadlines else None
 
     def on_ready(self, fd: int, now: float, discard: Callable[[socket.socket], None]) -> None:
         self._registered.discard(fd)
-        for exchange in list(self._exchanges.values()):
+        for exchange in self._every_exchange():
             wanted = exchange.wants()
             if wanted is not None and wanted[0] == fd:
                 exchange.on_ready(now, self._discarding(discard))
         self._advance(now, discard)
 
     def on_time(self, now: float, discard: Callable[[socket.socket], None]) -> None:
-        for exchange in list(self._exchanges.values()):
+        for exchange in self._every_exchange():
             exchange.on_time(now, self._discarding(discard))
         self._advance(now, discard)
 
     def pending(self) -> bool:
         """Whether anything is still being asked."""
-        return any(e.reply is None for e in self._exchanges.values())
+        return any(e.reply is None for e in self._every_exchange())
 
     def close(self, discard: Callable[[socket.socket], None]) -> None:
         """Close every socket (the race's cleanup: also on an interruption)."""
-        for exchange in self._exchanges.values():
+        for exchange in self._every_exchange():
             exchange.close(self._discarding(discard))
+        for lookup in self.target_lookups:
+            lookup.abandon()
         while self._sockets:
             key = next(iter(self._sockets))
             discard(self._sockets[key])
@@ -541,7 +581,8 @@ class Resolution:
                 self._done_order.append(rtype)
         https = exchanges.get(_wire.HTTPS)
         if https is not None and https.reply is not None and self.services is None:
-            self.services = https.reply.services
+            self._on_services(https.reply, now)
+        self._finish_targets()
         address_types = [t for t in self._done_order if t in _ADDRESS_TYPES]
         replies = [exchanges[t].reply for t in address_types]
         if any(r is not None and r.outcome is _config.Outcome.SUCCESS for r in replies):
@@ -575,6 +616,71 @@ class Resolution:
             self._fail_all(walk.error(), "")
             return
         self._ask(following, now)
+
+    def _on_services(self, reply: Reply, now: float) -> None:
+        """The HTTPS answer (RFC 9460 section 3, as Happy Eyeballs v3 uses it): an
+        AliasMode record sends the query on to its target (a few times at most);
+        ServiceMode records, those this client can use, become endpoints: their
+        address hints now, and their target's A/AAAA when they come."""
+        records = [r for r in reply.services if _usable(r)]
+        aliases = [r for r in records if r.priority == 0]
+        if aliases and self._service_depth < MAX_ALIASES:
+            target = aliases[0].target
+            if target != ".":
+                self._service_depth += 1
+                key = (target, _wire.HTTPS)
+                exchange = Exchange(
+                    target,
+                    _wire.HTTPS,
+                    self._config.resolv,
+                    sockets=self._sockets,
+                    key=_target_key(len(self._targets)),
+                    new_socket=self._new_socket,
+                )
+                self._targets[key] = exchange
+                exchange.start(now)
+                self._start_targets(target.rstrip("."), now)
+                self._exchanges.pop(_wire.HTTPS, None)
+                return
+        endpoints = []
+        for record in sorted((r for r in records if r.priority), key=lambda r: r.priority):
+            target = "" if record.target == "." else record.target.rstrip(".")
+            if target.lower() == self._host.rstrip(".").lower():
+                target = ""
+            port = record.port or self._port
+            hints = [_candidate(socket.AF_INET6, a, port) for a in record.ipv6hint]
+            hints += [_candidate(socket.AF_INET, a, port) for a in record.ipv4hint]
+            endpoints.append(Endpoints(target, record, hints))
+            if target:
+                self._start_targets(target, now)
+        self.services = tuple(endpoints)
+
+    def _start_targets(self, target: str, now: float) -> None:
+        for family, rtype in ((socket.AF_INET6, _wire.AAAA), (socket.AF_INET, _wire.A)):
+            if (target, rtype) in self._targets or family not in self.lookups:
+                continue
+            exchange = Exchange(
+                target,
+                rtype,
+                self._config.resolv,
+                sockets=self._sockets,
+                key=_target_key(len(self._targets)),
+                new_socket=self._new_socket,
+            )
+            self._targets[(target, rtype)] = exchange
+            self.target_lookups.append(Lookup(family, target))
+            exchange.start(now)
+
+    def _finish_targets(self) -> None:
+        for lookup in self.target_lookups:
+            exchange = self._targets.get((lookup.target, _RTYPE[lookup.family]))
+            if lookup.done() or exchange is None or exchange.reply is None:
+                continue
+            reply, port = exchange.reply, self._port
+            for endpoints in self.services or ():
+                if endpoints.target == lookup.target and endpoints.service.port:
+                    port = endpoints.service.port
+            lookup.finish([_candidate(lookup.family, a, port) for a in reply.addresses], None)
 
     def _fail_all(self, code: int, reason: str) -> None:
         for lookup in self.lookups.values():
