@@ -215,14 +215,24 @@ def _new_conn(self: _connection.HTTPConnection) -> socket.socket:
 def _connect_then_reset(stock: Callable[[Any], None], *, tls: bool) -> Callable[[Any], None]:
     """``connect`` as urllib3's, then the socket's timeout back to what stock urllib3
     leaves on a new socket: the request is sent under the connect timeout, and urlopen
-    then switches to the read timeout."""
+    then switches to the read timeout.
+
+    With ``tls``, for the drop-in `HTTPSConnection` only: while ``urllib3.http2`` is
+    injected, urllib3's own pools use its HTTP/2 connection class (which injection
+    gives the engine like any other), but a drop-in pool's connection speaks HTTP/1.1
+    and would get h2 from ALPN: it refuses, at once, instead."""
 
     @functools.wraps(stock)
     def connect_and_reset(self: Any) -> None:
-        if tls and "h2" in getattr(_ssl, "ALPN_PROTOCOLS", ()):
+        if (
+            tls
+            and isinstance(self, HTTPSConnection)
+            and "h2" in getattr(_ssl, "ALPN_PROTOCOLS", ())
+        ):
             raise NotImplementedError(
-                "connectbyname speaks HTTP/1.1 only: call urllib3.http2.extract_from_urllib3() "
-                "(ALPN would offer h2, which this connection cannot speak)"
+                "connectbyname's drop-in HTTPSConnection speaks HTTP/1.1 only: with "
+                "urllib3.http2 injected, use inject_into_urllib3() (urllib3's own pools "
+                "then speak HTTP/2 through the engine), or urllib3.http2.extract_from_urllib3()"
             )
         stock(self)
         if self.sock is not None and getattr(self, "_connectbyname_info", None) is not None:

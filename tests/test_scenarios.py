@@ -225,6 +225,15 @@ SCENARIOS = [
         outcomes=[A],
     ),
     Scenario(
+        "past the deadline, addresses refused at once let the next one try",
+        both([v6(1)], [v4(1)], at6=0.3, at4=0.3),
+        {v6(1): refused(0.0), v4(1): connects(0.0)},
+        timeout=0.3,
+        starts=[(0.3, v6(1)), (0.3, v4(1))],
+        result=("connected", v4(1), 0.3),
+        outcomes=[R, A],
+    ),
+    Scenario(
         "an answer as the deadline passes still gets one try, never waited for",
         both([v6(1)], [v4(1)], at6=0.3, at4=0.3),
         {v6(1): HANG, v4(1): connects(0.0)},

@@ -36,11 +36,12 @@ The rules, after RFC 8305 (Happy Eyeballs version 2):
    is abandoned, and so is one that reports connected after the winner.
 5. Deadline. The timeout bounds the whole call, resolution included; when it passes,
    the attempts still running are recorded as timed out and the call fails. One
-   exception: when the deadline passed during resolution and no attempt has started
-   yet, the first address still gets one attempt that is never waited for (a connect
-   over inside connect(), as on loopback, wins; any other is timed out at once). A
-   plain connect does as much with a tiny timeout, and the name's lookup should not
-   cost a caller more than the connect it replaces.
+   exception: past the deadline, while no attempt is running (none started yet, or
+   every one failed at once), the next address still gets an attempt that is never
+   waited for: a connect over inside connect(), as on loopback, wins; any other is
+   timed out at once. A plain connect does as much with a tiny timeout (each address
+   gets one non-blocking try), and the name's lookup should not cost a caller more
+   than the connect it replaces.
 6. Failure. With nothing left to try, nothing running and no lookup outstanding, the
    call fails: the resolver's error if no address ever came, address denied if the
    policy refused every address, out of resources if no attempt could even get a
@@ -478,7 +479,7 @@ class Planner:
             return self._finish_connected(now)
         hold = not self._records and now < self._deadline and self._holding(now)
         if self._untried and not hold and (not self._running or now >= self._next_start):
-            if now >= self._deadline and self._records:
+            if now >= self._deadline and self._running:
                 return self._finish_failed(now)
             start = self._start_next(now)
             if start is not None:
