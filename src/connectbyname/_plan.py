@@ -177,6 +177,14 @@ def _entry_key(entry: _Entry) -> tuple[object, ...]:
     return entry.key
 
 
+def _on_port(candidate: Candidate, service: Service | None) -> Candidate:
+    """``candidate`` on its service's port (RFC 9460 section 7.2), if it names one."""
+    if service is None or not service.port or candidate.address[1] == service.port:
+        return candidate
+    address = candidate.address
+    return Candidate(candidate.family, (address[0], service.port, *address[2:]))
+
+
 class _Record:
     __slots__ = ("candidate", "end", "error", "history", "outcome", "reason", "start")
 
@@ -366,6 +374,7 @@ class Planner:
             for entry in self._untried:
                 if entry.origin != "hint" and entry.service is None:
                     entry.service = owner
+                    entry.candidate = _on_port(entry.candidate, owner)
                     entry.key = self._key(entry.candidate, entry.rank, owner, entry.seq)
             self._sorted = False
 
@@ -386,7 +395,8 @@ class Planner:
         if service is None and self._services_known and not target:
             service = self._owner_service()
         known = {e.candidate.address for e in self._untried}
-        for index, candidate in enumerate(candidates):
+        for index, given in enumerate(candidates):
+            candidate = given if origin else _on_port(given, service)
             if candidate.address in known:
                 continue  # a hint the answer repeats, or a duplicate
             rank = ranks[index] if ranks is not None else ()
@@ -424,7 +434,7 @@ class Planner:
         they do not list are dropped (an attempt already started to one goes on)."""
         if not self._services_known or family == socket.AF_UNSPEC:
             return
-        listed = {c.address for c in candidates}
+        listed = {c.address[0] for c in candidates}
         self._untried = [
             e
             for e in self._untried
@@ -432,7 +442,7 @@ class Planner:
                 e.origin == "hint"
                 and e.target == target
                 and e.candidate.family == family
-                and e.candidate.address not in listed
+                and e.candidate.address[0] not in listed
             )
         ]
 

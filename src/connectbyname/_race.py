@@ -38,11 +38,11 @@ import logging
 import os
 import select
 import socket
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Protocol
 
 from ._dns import _config, _sort
-from ._dns._resolver import Resolution
+from ._dns._resolver import NAT64, Discovery, Resolution, synthesized
 from ._errors import AddressDeniedError, ConnectByNameError, InvalidParameterError
 from ._events import (
     AttemptFinished,
@@ -250,8 +250,10 @@ def race(
     try:
         vet_target(target, options)
         resolution: Resolution | None = None
+        gate: _Nat64Gate | None = None
         if target.literal is None:
             resolution = _own_resolution(target, options, call, net)
+            gate = _nat64_gate(target, options, net)
         if resolution is not None:
             families = tuple(resolution.lookups)
         else:
@@ -280,7 +282,10 @@ def race(
                     nodename=target.nodename,
                     servicename=target.servicename,
                 )
-            planner.lookup_done(now, [literal])
+            gate = _nat64_gate(target, options, net)
+            admitted = [literal] if gate is None else gate.admit(now, 0, [literal], ())
+            if admitted is not None:
+                planner.lookup_done(now, admitted)
     except ConnectByNameError as exc:
         if told is not None:
             told.connect_finished(None, exc)
@@ -303,12 +308,15 @@ def race(
         services_told = False
         while True:
             if resolution is not None:
-                resolution.watch(poller.register)
                 services_told = _report_services(
                     planner, resolution, lookups, services_told, clock(), told=told, net=net
                 )
             if lookups:
-                _report_lookups(planner, lookups, clock(), told, net)
+                _report_lookups(planner, lookups, clock(), told=told, net=net, gate=gate)
+            if gate is not None and gate.held:
+                gate.release(planner, clock())
+            for part in _parts(resolution, gate):
+                part.watch(poller.register)
             action = planner.next_action(clock())
             if told is not None:
                 told.new_records(planner)
@@ -336,9 +344,9 @@ def race(
                 for lookup in lookups:
                     lookup.abandon()
                 lookups = []
-                if resolution is not None:
-                    resolution.close(poller.discard)
-                    resolution = None
+                for part in _parts(resolution, gate):
+                    part.close(poller.discard)
+                resolution = gate = None
                 poller.close()
                 poller_open = False
                 _conclude(target, options, action.attempts, history_clock or clock)
@@ -363,8 +371,8 @@ def race(
                     del error
             else:
                 until = action.until
-                if resolution is not None:
-                    timer = resolution.timer()
+                for part in _parts(resolution, gate):
+                    timer = part.timer()
                     if timer is not None and (until is None or timer < until):
                         until = timer
                 events = yield until
@@ -375,10 +383,12 @@ def race(
                         _report_handshake(planner, table, attempt, poller, now)
                         if told is not None:
                             told.attempt_finished(planner, attempt)
-                    elif resolution is not None and resolution.owns(fd):
-                        resolution.on_ready(fd, now, poller.discard)
-                if resolution is not None:
-                    resolution.on_time(now, poller.discard)
+                    else:
+                        for part in _parts(resolution, gate):
+                            if part.owns(fd):
+                                part.on_ready(fd, now, poller.discard)
+                for part in _parts(resolution, gate):
+                    part.on_time(now, poller.discard)
     finally:
         # Nothing to call on the way out of a win: a call is where an interruption
         # lands, and it would replace the return (and lose the connection).
@@ -388,10 +398,10 @@ def race(
             # each pass closes the poller too, so that one interruption anywhere (in
             # the second pass as well) leaves nothing open.
             try:
-                _close_all(table, lookups, resolution, poller)
+                _close_all(table, lookups, _parts(resolution, gate), poller)
                 poller.close()
             finally:
-                _close_all(table, lookups, resolution, poller)
+                _close_all(table, lookups, _parts(resolution, gate), poller)
                 poller.close()
 
 
@@ -477,11 +487,9 @@ class _Told:
         tell(self.listener, "connect_finished", ConnectFinished(self._elapsed(), info, error))
 
 
-def _close_all(
-    table: Table, lookups: list[Lookup], resolution: Resolution | None, poller: Poller
-) -> None:
-    if resolution is not None:
-        resolution.close(poller.discard)
+def _close_all(table: Table, lookups: list[Lookup], parts: list[_Part], poller: Poller) -> None:
+    for part in parts:
+        part.close(poller.discard)
     while table:
         attempt = next(iter(table))
         poller.discard(table[attempt])
@@ -492,7 +500,13 @@ def _close_all(
 
 
 def _report_lookups(
-    planner: Planner, lookups: list[Lookup], now: float, told: _Told | None, net: Net
+    planner: Planner,
+    lookups: list[Lookup],
+    now: float,
+    *,
+    told: _Told | None,
+    net: Net,
+    gate: _Nat64Gate | None,
 ) -> None:
     """Tell the planner about every finished lookup, and drop those from ``lookups``."""
     for lookup in [lookup for lookup in lookups if lookup.done()]:
@@ -505,7 +519,116 @@ def _report_lookups(
         else:
             candidates = lookup.candidates
             ranks = [net.rank(c) for c in candidates]
+            if gate is not None:
+                admitted = gate.admit(now, lookup.family, candidates, ranks, lookup.target)
+                if admitted is None:
+                    continue  # held until the NAT64 prefix is known
+                if admitted is not candidates:
+                    candidates, ranks = admitted, [net.rank(c) for c in admitted]
             planner.lookup_done(now, candidates, lookup.family, ranks, target=lookup.target)
+
+
+class _Part(Protocol):
+    """What the race drives besides its attempts: a resolution, a NAT64 discovery."""
+
+    def watch(self, register: Callable[[int, int], None]) -> None: ...
+    def owns(self, fd: int) -> bool: ...
+    def timer(self) -> float | None: ...
+    def on_ready(self, fd: int, now: float, discard: Callable[[socket.socket], None]) -> None: ...
+    def on_time(self, now: float, discard: Callable[[socket.socket], None]) -> None: ...
+    def close(self, discard: Callable[[socket.socket], None]) -> None: ...
+
+
+def _parts(resolution: Resolution | None, gate: _Nat64Gate | None) -> list[_Part]:
+    parts: list[_Part] = []
+    if resolution is not None:
+        parts.append(resolution)
+    if gate is not None and gate.discovery is not None:
+        parts.append(gate.discovery)
+    return parts
+
+
+def _nat64_gate(target: Target, options: Options, net: Net) -> _Nat64Gate | None:
+    """A NAT64 gate for the call, where the engine's own resolver may ask for the
+    prefix; an IPv4 loopback literal never needs one."""
+    if options.family == socket.AF_INET6 or options.resolver is not None:
+        return None
+    literal = target.literal
+    if literal is not None and (
+        literal.family != socket.AF_INET or literal.address[0].startswith("127.")
+    ):
+        return None
+    config = _config.load()
+    if isinstance(config, _config.Unsupported):
+        return None
+    return _Nat64Gate(config, net)
+
+
+class _Nat64Gate:
+    """IPv4 addresses this host has no route to, on a network with IPv6 only: written
+    in the network's NAT64 prefix (RFC 6052), found as RFC 7050 says (HEv3 section 8:
+    IPv4 literals, A answers and IPv4 hints). Addresses wait for the prefix while it
+    is being looked up."""
+
+    __slots__ = ("_config", "_net", "discovery", "held")
+
+    def __init__(self, config: _config.SystemConfig, net: Net) -> None:
+        self._config = config
+        self._net = net
+        self.discovery: Discovery | None = None
+        self.held: list[tuple[socket.AddressFamily, list[Candidate], str]] = []
+
+    def admit(
+        self,
+        now: float,
+        family: int,
+        candidates: list[Candidate],
+        ranks: Sequence[tuple[int, ...]],
+        target: str = "",
+    ) -> list[Candidate] | None:
+        """The candidates to report now (``candidates`` itself when NAT64 has nothing
+        to do), or ``None``: held until the prefix is known (see `release`)."""
+        ranks = list(ranks) or [self._net.rank(c) for c in candidates]
+        stranded = [
+            c
+            for c, r in zip(candidates, ranks, strict=True)
+            if c.family == socket.AF_INET and r == (1,)
+        ]
+        if not stranded or not _sort.is_ipv6_only():
+            return candidates
+        prefixes = NAT64.known(now)
+        if prefixes is None:
+            if self.discovery is None:
+                self.discovery = Discovery(self._config, self._net.socket, now)
+            prefixes = NAT64.known(now)
+            if prefixes is None:
+                self.held.append((socket.AddressFamily(family), candidates, target))
+                return None
+        return _translate(candidates, stranded, prefixes)
+
+    def release(self, planner: Planner, now: float) -> None:
+        """Report what was held, once the prefix is known (or the lookup ended)."""
+        if self.discovery is not None and not self.discovery.done():
+            return
+        prefixes = NAT64.known(now) or ()
+        held, self.held = self.held, []
+        for family, candidates, target in held:
+            stranded = [c for c in candidates if c.family == socket.AF_INET]
+            translated = _translate(candidates, stranded, prefixes)
+            ranks = [self._net.rank(c) for c in translated]
+            planner.lookup_done(now, translated, family, ranks, target=target)
+
+
+def _translate(
+    candidates: list[Candidate], stranded: list[Candidate], prefixes: tuple[object, ...]
+) -> list[Candidate]:
+    result = []
+    for candidate in candidates:
+        if candidate in stranded and prefixes:
+            result.append(synthesized(candidate, prefixes) or candidate)  # type: ignore[arg-type]
+        else:
+            result.append(candidate)
+    return result
 
 
 def _report_services(

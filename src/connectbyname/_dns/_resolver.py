@@ -35,12 +35,13 @@ import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import IPv6Network
 
 from .._errors import NameResolutionError
 from .._info import Candidate
 from .._plan import Endpoints
 from .._resolve import Lookup
-from . import _config, _wire
+from . import _config, _sort, _wire
 from ._cache import TTLCache
 
 # What a race's socket layer offers a resolution (see _race.Net).
@@ -742,3 +743,103 @@ def _gai_strerror(code: int) -> str:
         socket.EAI_AGAIN: "Temporary failure in name resolution",
         socket.EAI_NODATA: "No address associated with hostname",
     }.get(code, f"resolution failed (EAI {code})")
+
+
+# ---------------------------------------------------------------------------- NAT64
+
+#: The name whose AAAA answer tells a NAT64's prefix (RFC 7050).
+IPV4ONLY_ARPA = "ipv4only.arpa."
+#: How long a discovered prefix (or its absence) is kept when the answer gives no TTL.
+NAT64_TTL = 300.0
+
+
+class Nat64:
+    """The network's NAT64 prefixes, as RFC 7050 discovers them, kept for the answer's
+    TTL: process-wide, since the network is."""
+
+    def __init__(self) -> None:
+        self._prefixes: tuple[IPv6Network, ...] = ()
+        self._until = 0.0
+
+    def known(self, now: float) -> tuple[IPv6Network, ...] | None:
+        """The prefixes (empty: the network has none), or ``None`` if not known now."""
+        return self._prefixes if now < self._until else None
+
+    def learn(self, reply: Reply, now: float) -> None:
+        self._prefixes = tuple(_sort.discover_prefixes(reply.addresses))
+        self._until = now + (reply.ttl or NAT64_TTL)
+
+    def forget(self) -> None:
+        self._until = 0.0
+
+
+NAT64 = Nat64()
+
+
+def synthesized(candidate: Candidate, prefixes: tuple[IPv6Network, ...]) -> Candidate | None:
+    """``candidate`` (IPv4) written in the network's first NAT64 prefix (RFC 6052), or
+    ``None`` when that address may not be reached that way (loopback, link-local, ...;
+    see `_sort.may_synthesize`)."""
+    for prefix in prefixes:
+        ipv4 = candidate.address[0]
+        if _sort.may_synthesize(prefix, ipv4):
+            return Candidate(
+                socket.AF_INET6, (_sort.synthesize(prefix, ipv4), candidate.address[1], 0, 0)
+            )
+    return None
+
+
+class Discovery:
+    """One call's NAT64 prefix discovery: the AAAA query for ``ipv4only.arpa`` on the
+    race's sockets, like a `Resolution`'s (and driven the same way)."""
+
+    __slots__ = ("_exchange", "_registered", "_sockets")
+
+    def __init__(self, config: _config.SystemConfig, new_socket: _NewSocket, now: float) -> None:
+        self._sockets: dict[int, socket.socket] = {}
+        self._registered: set[int] = set()
+        self._exchange = Exchange(
+            IPV4ONLY_ARPA,
+            _wire.AAAA,
+            config.resolv,
+            sockets=self._sockets,
+            key=0,
+            new_socket=new_socket,
+        )
+        self._exchange.start(now)
+        self._learn(now)
+
+    def done(self) -> bool:
+        return self._exchange.reply is not None
+
+    def _learn(self, now: float) -> None:
+        if self._exchange.reply is not None:
+            NAT64.learn(self._exchange.reply, now)
+
+    def watch(self, register: Callable[[int, int], None]) -> None:
+        wanted = self._exchange.wants()
+        if wanted is not None and wanted[0] not in self._registered:
+            self._registered.add(wanted[0])
+            register(*wanted)
+
+    def owns(self, fd: int) -> bool:
+        return fd in self._registered
+
+    def timer(self) -> float | None:
+        return self._exchange.deadline()
+
+    def on_ready(self, fd: int, now: float, discard: Callable[[socket.socket], None]) -> None:
+        self._registered.discard(fd)
+        self._exchange.on_ready(now, discard)
+        self._learn(now)
+
+    def on_time(self, now: float, discard: Callable[[socket.socket], None]) -> None:
+        self._exchange.on_time(now, discard)
+        self._learn(now)
+
+    def close(self, discard: Callable[[socket.socket], None]) -> None:
+        self._exchange.close(discard)
+        while self._sockets:
+            key = next(iter(self._sockets))
+            discard(self._sockets[key])
+            del self._sockets[key]

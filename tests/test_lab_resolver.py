@@ -1,0 +1,140 @@
+"""The engine's own resolver in the lab: HTTPS records and NAT64 through a real DNS
+server, as the system's resolver would see the same configuration."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from connectbyname.testing.lab import DNSConfig, Reply, nat64_address, svcb
+
+# A network-specific NAT64 prefix (RFC 6052): unlike the well-known 64:ff9b::/96, it may
+# carry any IPv4 address, so the documentation addresses below can be written in it.
+PREFIX = "2001:db8:6464::/96"
+
+
+def connect_https(name: str, port: int, timeout: float) -> dict[str, Any]:
+    """Inside: a connect that will carry HTTPS (so the HTTPS record is asked for)."""
+    import threading
+    import time
+
+    from connectbyname._parse import DEFAULT_OPTIONS
+    from connectbyname._sync import connect
+
+    threads = threading.active_count()
+    started = time.monotonic()
+    with connect(name, port, DEFAULT_OPTIONS, timeout=timeout, https=True) as conn:
+        return {
+            "took": time.monotonic() - started,
+            "remote": list(conn.remote_address),
+            "attempts": [[list(a.address), str(a.outcome)] for a in conn.attempts],
+            "threads": threading.active_count() - threads,
+        }
+
+
+def test_https_hints_on_time_start_the_race_while_a_and_aaaa_are_late(network_lab: Any) -> None:
+    lab = network_lab(
+        dns={
+            "late.test": {
+                "AAAA": Reply("::1", delay=0.3),
+                "A": Reply("127.0.0.1", delay=0.3),
+                "HTTPS": svcb(1, ".", alpn=["h2", "http/1.1"], ipv4hint="127.0.0.1"),
+            }
+        },
+        hosts="127.0.0.1 localhost\n",
+        http=["127.0.0.1"],
+        port=443,
+    )
+    seen = lab.call(connect_https, "late.test", lab.port, 3.0)
+    assert seen["remote"] == ["127.0.0.1", 443]
+    assert seen["took"] < 0.25  # the hint, not the answers 0.3 s late
+    assert seen["threads"] == 0  # no lookup thread
+    types = {q.type for q in lab.dns.queries("late.test")}
+    assert types == {"A", "AAAA", "HTTPS"}
+
+
+def test_an_https_record_port_is_honoured(network_lab: Any) -> None:
+    # The record points 443 at the lab's port: the connection goes there.
+    lab = network_lab(hosts="127.0.0.1 localhost\n", http=["127.0.0.1"])
+    lab.close()  # only for its port: a second lab with the record naming it
+    port = lab.port
+    lab = network_lab(
+        dns={"moved.test": {"A": "127.0.0.1", "HTTPS": svcb(1, ".", port=port)}},
+        hosts="127.0.0.1 localhost\n",
+        http=["127.0.0.1"],
+        port=port,
+    )
+    seen = lab.call(connect_https, "moved.test", 443, 3.0)
+    assert seen["remote"] == ["127.0.0.1", port]
+
+
+def test_a_mandatory_key_this_client_cannot_use_skips_the_record(network_lab: Any) -> None:
+    lab = network_lab(
+        dns={
+            "ech.test": {
+                "A": Reply("127.0.0.1", delay=0.1),
+                # ipv4hint to a dead address: used, the connect would fail or hang.
+                "HTTPS": svcb(
+                    1,
+                    ".",
+                    ipv4hint="127.0.0.9",
+                    ech="AEn+DQBFKwAgACABWIHUGj4u+PIggYXcR5JF0gYk3dCRioBW8uJq9H4mKAAIAAEAAQABAANAEnB1YmxpYy50bHMtZWNoLmRldgAA",
+                    mandatory=["ech"],
+                ),
+            }
+        },
+        hosts="127.0.0.1 localhost\n",
+        http=["127.0.0.1"],
+        port=443,
+    )
+    seen = lab.call(connect_https, "ech.test", lab.port, 3.0)
+    assert [a[0][0] for a in seen["attempts"]] == ["127.0.0.1"]
+
+
+def connect_plain(host: str, port: int, timeout: float) -> dict[str, Any]:
+    import connectbyname
+
+    with connectbyname.connect_by_name(host, port, timeout=timeout, history=False) as conn:
+        return {
+            "remote": list(conn.remote_address),
+            "family": int(conn.family),
+            "attempts": [[list(a.address), str(a.outcome)] for a in conn.attempts],
+        }
+
+
+def ipv6_only_with_a_route(lab: Any) -> None:
+    """A global IPv6 address and a default route on a second interface: the host then
+    counts as IPv6-only (no IPv4 route at all), as on a NAT64 network."""
+    dev = lab.ns.add_interface()
+    lab.ns.add_address("2001:db8:64::2/64", dev)
+    lab.ns.ip("-6", "route", "add", "default", "dev", dev)
+
+
+def dns64(names: dict[str, Any], dns64: bool | list[str] = True) -> DNSConfig:
+    return DNSConfig(names=names, host="::1", dns64=dns64, nat64_prefix=PREFIX)
+
+
+def test_nat64_an_ipv4_literal_on_an_ipv6_only_network(network_lab: Any) -> None:
+    server_v4 = "192.0.2.10"
+    synthesised = nat64_address(server_v4, PREFIX)
+    lab = network_lab(dns=dns64({}), ipv4=False, http=[synthesised])
+    ipv6_only_with_a_route(lab)
+    seen = lab.call(connect_plain, server_v4, lab.port, 3.0)
+    assert seen["remote"] == [synthesised, lab.port, 0, 0]
+    assert seen["family"] == socket.AF_INET6
+    assert {q.type for q in lab.dns.queries("ipv4only.arpa")} == {"AAAA"}
+    assert lab.http[synthesised].request_count == 0  # a TCP connect, no request
+    # Asked once: the prefix is kept for the answer's TTL (a second call asks nothing).
+
+
+def test_nat64_an_ipv4_only_name_without_dns64(network_lab: Any) -> None:
+    server_v4 = "192.0.2.11"
+    synthesised = nat64_address(server_v4, PREFIX)
+    # DNS64 for the prefix discovery only: the name's AAAA is NODATA, its A the only
+    # answer, and the engine writes it in the prefix itself.
+    lab = network_lab(
+        dns=dns64({"v4only.test": server_v4}, ["ipv4only.arpa"]), ipv4=False, http=[synthesised]
+    )
+    ipv6_only_with_a_route(lab)
+    seen = lab.call(connect_plain, "v4only.test", lab.port, 3.0)
+    assert seen["remote"] == [synthesised, lab.port, 0, 0]
