@@ -172,13 +172,13 @@ SCENARIOS = [
         outcomes=[S],
     ),
     Scenario(
-        "the policy denies without an attempt",
-        both([v6(1)], [v4(1)]),
-        {v4(1): connects(0.01)},
+        "the policy denies without an attempt (and a denied address ranks last)",
+        both([v6(1), v6(2)], [v4(1)]),
+        {v4(1): refused(0.01)},
         options={"policy": deny_v6},
         starts=[(0.0, v4(1))],
-        result=("connected", v4(1), 0.01),
-        outcomes=[D, A],
+        result=("RefusedError", None, 0.01),  # the one address tried refused
+        outcomes=[R, D, D],
     ),
     Scenario(
         "every address denied is address denied",

@@ -214,7 +214,7 @@ class _Record:
         )
 
 
-def _vet(policy: Policy, host: str) -> str | None:
+def vet(policy: Policy, host: str) -> str | None:
     """The policy's reason to refuse ``host``, or ``None``. A policy that fails refuses:
     a guard that cannot decide must not let the address through."""
     try:
@@ -566,7 +566,7 @@ class Planner:
                 record.reason = "the source address is of the other family"
                 record.close(now, Outcome.SKIPPED)
                 continue
-            reason = None if self._policy is None else _vet(self._policy, address[0])
+            reason = None if self._policy is None else vet(self._policy, address[0])
             if reason is not None:
                 record.reason = reason
                 record.close(now, Outcome.DENIED)

@@ -33,6 +33,7 @@ that can raise in between.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -58,7 +59,8 @@ from ._events import (
 from ._history import NO_HINTS
 from ._info import Attempt, Candidate, Connection, ConnectionInfo, Outcome, unmap_address
 from ._parse import CallOptions, Options, Target, describe
-from ._plan import Connected, Failed, Planner, Start, reason_of
+from ._plan import Connected, Failed, Planner, Start, reason_of, vet
+from ._policy import Policy
 from ._resolve import (
     Lookup,
     Resolver,
@@ -210,7 +212,7 @@ def vet_target(target: Target, options: Options) -> None:
         if check is not None:
             try:
                 reason = reason_of(check(value))
-            except Exception as exc:  # fail closed, as for addresses (see _plan._vet)
+            except Exception as exc:  # fail closed, as for addresses (see _plan.vet)
                 reason = f"the policy failed ({type(exc).__name__}: {exc})"
             if reason is not None:
                 reasons.append(reason)
@@ -249,11 +251,15 @@ def race(
         told.connect_started(target, call)
     try:
         vet_target(target, options)
+        if options.policy is not None:
+            # One verdict per address for the whole call: the ranking asks first.
+            options = dataclasses.replace(options, policy=_Verdicts(options.policy))
+        rank = _ranking(net, options)
         resolution: Resolution | None = None
         gate: _Nat64Gate | None = None
         if target.literal is None:
             resolution = _own_resolution(target, options, call, net)
-            gate = _nat64_gate(target, options, net)
+            gate = _nat64_gate(target, options, net, rank)
         if resolution is not None:
             families = tuple(resolution.lookups)
         else:
@@ -282,7 +288,7 @@ def race(
                     nodename=target.nodename,
                     servicename=target.servicename,
                 )
-            gate = _nat64_gate(target, options, net)
+            gate = _nat64_gate(target, options, net, rank)
             admitted = [literal] if gate is None else gate.admit(now, 0, [literal], ())
             if admitted is not None:
                 planner.lookup_done(now, admitted)
@@ -309,10 +315,10 @@ def race(
         while True:
             if resolution is not None:
                 services_told = _report_services(
-                    planner, resolution, lookups, services_told, clock(), told=told, net=net
+                    planner, resolution, lookups, services_told, clock(), told=told, rank=rank
                 )
             if lookups:
-                _report_lookups(planner, lookups, clock(), told=told, net=net, gate=gate)
+                _report_lookups(planner, lookups, clock(), told=told, rank=rank, gate=gate)
             if gate is not None and gate.held:
                 gate.release(planner, clock())
             for part in _parts(resolution, gate):
@@ -505,7 +511,7 @@ def _report_lookups(
     now: float,
     *,
     told: _Told | None,
-    net: Net,
+    rank: Callable[[Candidate], tuple[int, ...]],
     gate: _Nat64Gate | None,
 ) -> None:
     """Tell the planner about every finished lookup, and drop those from ``lookups``."""
@@ -518,14 +524,52 @@ def _report_lookups(
                 planner.lookup_failed(now, lookup.error, lookup.family)
         else:
             candidates = lookup.candidates
-            ranks = [net.rank(c) for c in candidates]
+            ranks = [rank(c) for c in candidates]
             if gate is not None:
                 admitted = gate.admit(now, lookup.family, candidates, ranks, lookup.target)
                 if admitted is None:
                     continue  # held until the NAT64 prefix is known
                 if admitted is not candidates:
-                    candidates, ranks = admitted, [net.rank(c) for c in admitted]
+                    candidates, ranks = admitted, [rank(c) for c in admitted]
             planner.lookup_done(now, candidates, lookup.family, ranks, target=lookup.target)
+
+
+class _Verdicts:
+    """A policy that answers each address once per call, however often asked."""
+
+    __slots__ = ("_policy", "_seen")
+
+    def __init__(self, policy: Policy) -> None:
+        self._policy = policy
+        self._seen: dict[str, str | None] = {}
+
+    def __call__(self, host: str) -> str | None:
+        try:
+            return self._seen[host]
+        except KeyError:
+            reason = self._seen[host] = vet(self._policy, host)
+            return reason
+
+
+#: The rank of an address the policy refuses: after every other (RFC 6724's unusable
+#: ones are ``(1,)``), and not one NAT64 could help.
+_DENIED = (2,)
+
+
+def _ranking(net: Net, options: Options) -> Callable[[Candidate], tuple[int, ...]]:
+    """How the call ranks its addresses (RFC 6724, see `Net.rank`): the kernel is never
+    asked about an address the policy refuses (asking connects a UDP socket to it,
+    which sends nothing, but is a step towards a place the caller ruled out)."""
+    policy = options.policy
+    if policy is None:
+        return net.rank
+
+    def rank(candidate: Candidate) -> tuple[int, ...]:
+        if vet(policy, candidate.address[0]) is not None:
+            return _DENIED
+        return net.rank(candidate)
+
+    return rank
 
 
 class _Part(Protocol):
@@ -548,7 +592,9 @@ def _parts(resolution: Resolution | None, gate: _Nat64Gate | None) -> list[_Part
     return parts
 
 
-def _nat64_gate(target: Target, options: Options, net: Net) -> _Nat64Gate | None:
+def _nat64_gate(
+    target: Target, options: Options, net: Net, rank: Callable[[Candidate], tuple[int, ...]]
+) -> _Nat64Gate | None:
     """A NAT64 gate for the call, where the engine's own resolver may ask for the
     prefix; an IPv4 loopback literal never needs one."""
     if options.family == socket.AF_INET6 or options.resolver is not None:
@@ -561,7 +607,7 @@ def _nat64_gate(target: Target, options: Options, net: Net) -> _Nat64Gate | None
     config = _config.load()
     if isinstance(config, _config.Unsupported):
         return None
-    return _Nat64Gate(config, net)
+    return _Nat64Gate(config, net, rank)
 
 
 class _Nat64Gate:
@@ -570,11 +616,17 @@ class _Nat64Gate:
     IPv4 literals, A answers and IPv4 hints). Addresses wait for the prefix while it
     is being looked up."""
 
-    __slots__ = ("_config", "_net", "discovery", "held")
+    __slots__ = ("_config", "_net", "_rank", "discovery", "held")
 
-    def __init__(self, config: _config.SystemConfig, net: Net) -> None:
+    def __init__(
+        self,
+        config: _config.SystemConfig,
+        net: Net,
+        rank: Callable[[Candidate], tuple[int, ...]],
+    ) -> None:
         self._config = config
         self._net = net
+        self._rank = rank
         self.discovery: Discovery | None = None
         self.held: list[tuple[socket.AddressFamily, list[Candidate], str]] = []
 
@@ -588,7 +640,7 @@ class _Nat64Gate:
     ) -> list[Candidate] | None:
         """The candidates to report now (``candidates`` itself when NAT64 has nothing
         to do), or ``None``: held until the prefix is known (see `release`)."""
-        ranks = list(ranks) or [self._net.rank(c) for c in candidates]
+        ranks = list(ranks) or [self._rank(c) for c in candidates]
         stranded = [
             c
             for c, r in zip(candidates, ranks, strict=True)
@@ -615,7 +667,7 @@ class _Nat64Gate:
         for family, candidates, target in held:
             stranded = [c for c in candidates if c.family == socket.AF_INET]
             translated = _translate(candidates, stranded, prefixes)
-            ranks = [self._net.rank(c) for c in translated]
+            ranks = [self._rank(c) for c in translated]
             planner.lookup_done(now, translated, family, ranks, target=target)
 
 
@@ -639,7 +691,7 @@ def _report_services(
     now: float,
     *,
     told: _Told | None,
-    net: Net,
+    rank: Callable[[Candidate], tuple[int, ...]],
 ) -> bool:
     """Tell the planner the HTTPS answer once it is there, and start watching the
     lookups of its target names; returns whether the planner knows it."""
@@ -648,7 +700,7 @@ def _report_services(
     planner.services_done(
         now,
         [
-            endpoints._replace(ranks=[net.rank(c) for c in endpoints.candidates])
+            endpoints._replace(ranks=[rank(c) for c in endpoints.candidates])
             for endpoints in resolution.services
         ],
     )
