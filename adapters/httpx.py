@@ -480,10 +480,16 @@ def _reason(exc: BaseException) -> BaseException:
 
 
 def _running_trio() -> Any | None:
-    """The trio module when called inside a trio run, else ``None`` (an asyncio program
-    never imports trio)."""
+    """The trio module when called inside a trio run, else ``None`` (on asyncio, trio
+    may be imported, httpcore does when it can, or not installed at all)."""
     trio = sys.modules.get("trio")
-    return trio if trio is not None and trio.lowlevel.in_trio_run() else None
+    if trio is None:
+        return None
+    try:  # not trio.lowlevel.in_trio_run(): that is trio 0.29's, and trio>=0.26 is declared
+        trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return None
+    return trio
 
 
 class _AsyncBackend(httpcore.AsyncNetworkBackend):

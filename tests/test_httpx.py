@@ -11,6 +11,8 @@ import contextlib
 import inspect
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -306,6 +308,48 @@ def test_a_silent_server_is_a_read_timeout_on_the_native_stream(
         expected = {"sync": "_SyncStream", "asyncio": "_AsyncStream", "trio": "_TrioStream"}
         assert type(stream).__name__ == expected[mode]
         assert stream.get_extra_info("server_addr") == ("127.0.0.1", server.port)
+
+
+# Run as a script in a fresh interpreter: an asyncio program where trio cannot be
+# imported, as when it is not installed (httpcore imports trio whenever it can).
+_ASYNCIO_WITHOUT_TRIO = """
+import asyncio, sys
+sys.modules["trio"] = None  # "import trio" now raises ImportError
+import httpx
+from connectbyname.adapters.httpx import AsyncConnectByNameTransport
+
+async def main():
+    async with httpx.AsyncClient(transport=AsyncConnectByNameTransport()) as client:
+        response = await client.get(sys.argv[1])
+    return response.text, type(response.extensions["network_stream"]).__name__
+
+text, stream = asyncio.run(main())
+print(repr(text), stream, sys.modules["trio"])
+"""
+
+
+@pytest.mark.parametrize("case", ["asyncio-without-trio", "asyncio-trio-imported", "trio"])
+def test_async_request_whether_or_not_trio_is_imported(case: str, http_server: HTTPServer) -> None:
+    # Telling asyncio from trio must work on every trio the project allows (not
+    # trio.lowlevel.in_trio_run, new in 0.29), and with no trio imported at all.
+    url = f"http://127.0.0.1:{http_server.port}/"
+    if case == "asyncio-without-trio":
+        result = subprocess.run(
+            [sys.executable, "-c", _ASYNCIO_WITHOUT_TRIO, url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == f"{HELLO!r} _AsyncStream None"  # None: no trio
+        return
+    import trio  # noqa: F401 (imported: the adapter must still see that this is asyncio)
+
+    (response,) = fetch("asyncio" if case.startswith("asyncio") else "trio", [url])
+    assert response.text == HELLO
+    expected = "_TrioStream" if case == "trio" else "_AsyncStream"
+    assert type(response.extensions["network_stream"]).__name__ == expected
 
 
 def test_http2_over_alpn(
