@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._attempt import (
     Sockets,
@@ -177,11 +177,14 @@ def _notifier(signals: _Signals) -> Callable[[Lookup], None]:
     """
     import anyio.lowlevel
 
-    token = anyio.lowlevel.current_token()
+    # The event loop's own thread-safe call: asyncio's loop.call_soon_threadsafe or
+    # trio's TrioToken.run_sync_soon (anyio's backend_class.run_sync_soon is 4.16's).
+    loop: Any = anyio.lowlevel.current_token().native_token
+    call_soon = getattr(loop, "call_soon_threadsafe", None) or loop.run_sync_soon
 
     def notify(_lookup: Lookup) -> None:
         with contextlib.suppress(Exception):
-            token.backend_class.run_sync_soon(signals.wake, (), token.native_token)
+            call_soon(signals.wake)
 
     return notify
 
