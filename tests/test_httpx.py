@@ -11,6 +11,8 @@ import contextlib
 import inspect
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -306,6 +308,52 @@ def test_a_silent_server_is_a_read_timeout_on_the_native_stream(
         expected = {"sync": "SyncStream", "asyncio": "AsyncStream", "trio": "AsyncStream"}
         assert type(stream).__name__ == expected[mode]
         assert stream.get_extra_info("server_addr") == ("127.0.0.1", server.port)
+
+
+# Run as a script in a fresh interpreter: an asyncio program where trio cannot be
+# imported, as when it is not installed (httpcore imports trio whenever it can).
+_ASYNCIO_WITHOUT_TRIO = """
+import asyncio, sys
+sys.modules["trio"] = None  # "import trio" now raises ImportError
+import httpx
+from connectbyname.adapters.httpx import AsyncConnectByNameTransport
+
+async def main():
+    async with httpx.AsyncClient(transport=AsyncConnectByNameTransport()) as client:
+        response = await client.get(sys.argv[1])
+    return response.text, type(response.extensions["network_stream"]).__name__
+
+text, stream = asyncio.run(main())
+print(repr(text), stream, sys.modules["trio"])
+"""
+
+
+@pytest.mark.parametrize("case", ["asyncio-without-trio", "asyncio-trio-imported", "trio"])
+def test_async_request_whether_or_not_trio_is_imported(
+    case: str, http_server: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Telling asyncio from trio must work with no trio imported at all, and on any trio
+    # (the httpx extra does not bound it; httpx's own tests pin 0.27): so as if on a
+    # trio older than 0.29, without trio.lowlevel.in_trio_run.
+    url = f"http://127.0.0.1:{http_server.port}/"
+    if case == "asyncio-without-trio":
+        result = subprocess.run(
+            [sys.executable, "-c", _ASYNCIO_WITHOUT_TRIO, url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == f"{HELLO!r} _AsyncStream None"  # None: no trio
+        return
+    import trio  # imported: the adapter must still see that this is asyncio
+
+    monkeypatch.delattr(trio.lowlevel, "in_trio_run", raising=False)
+    (response,) = fetch("asyncio" if case.startswith("asyncio") else "trio", [url])
+    assert response.text == HELLO
+    expected = "_TrioStream" if case == "trio" else "_AsyncStream"
+    assert type(response.extensions["network_stream"]).__name__ == expected
 
 
 def test_http2_over_alpn(
