@@ -5,6 +5,7 @@ for the whole call and the local and remote addresses reported."""
 from ._async import AsyncConnection, aconnect_by_name
 from ._errors import (
     AddressDeniedError,
+    CertificateError,
     ConnectByNameError,
     HostUnreachableError,
     InvalidParameterError,
@@ -14,6 +15,7 @@ from ._errors import (
     PolicyDenial,
     RefusedError,
     TimedOutError,
+    TLSError,
 )
 from ._events import (
     AttemptFinished,
@@ -66,6 +68,7 @@ __all__ = [
     "AttemptFinished",
     "AttemptStarted",
     "Candidate",
+    "CertificateError",
     "ConnectByNameError",
     "ConnectFinished",
     "ConnectStarted",
@@ -86,6 +89,7 @@ __all__ = [
     "PolicyDenial",
     "RefusedError",
     "Resolver",
+    "TLSError",
     "TimedOutError",
     "aconnect_by_name",
     "connect_by_name",

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import math
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -39,8 +40,10 @@ from ._parse import (
     Options,
     SocketOption,
     Target,
+    TLSOptions,
     check_call,
     check_options,
+    check_tls,
     parse_target,
 )
 from ._policy import Policy
@@ -78,7 +81,9 @@ class AsyncConnection:
     """A connected TCP stream and how it was reached: the async `Connection`.
 
     ``stream`` is an anyio `~anyio.abc.SocketStream` (``TCP_NODELAY`` set, as
-    `anyio.connect_tcp` does); the other fields are those of `Connection`. Closing the
+    `anyio.connect_tcp` does), which for a call with ``ssl_context`` carries the TLS
+    connection and offers anyio's `~anyio.streams.tls.TLSAttribute` attributes; the
+    other fields are those of `Connection`. Closing the
     connection (``await conn.aclose()``, or leaving its ``async with`` block) closes
     the stream.
     """
@@ -129,6 +134,8 @@ async def aconnect_by_name(
     history: ConnectionHistory | bool = True,
     policy: Policy | None = None,
     listener: EventListener | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
 ) -> AsyncConnection:
     """Resolve ``nodename`` and connect a TCP stream to it, racing its addresses.
 
@@ -144,9 +151,12 @@ async def aconnect_by_name(
     Cancelling the call (a cancel scope, ``asyncio.timeout``, ``Task.cancel``) closes
     every attempt socket before the cancellation propagates.
 
+    With ``ssl_context``, each attempt runs its TLS handshake in the race, as in
+    `connect_by_name`, and the stream carries the TLS connection.
+
     Returns an `AsyncConnection`. Raises `InvalidParameterError`, `NameResolutionError`,
-    `TimedOutError`, `HostUnreachableError`, `AddressDeniedError` or
-    `OutOfResourcesError`.
+    `TimedOutError`, `HostUnreachableError` (`RefusedError`, `TLSError`),
+    `CertificateError`, `AddressDeniedError` or `OutOfResourcesError`.
     """
     try:
         import anyio.abc
@@ -166,9 +176,17 @@ async def aconnect_by_name(
         history=history,
         policy=policy,
         listener=listener,
+        ssl_context=ssl_context,
+        server_hostname=server_hostname,
     )
     try:
-        stream = await anyio.abc.SocketStream.from_socket(connection.socket)
+        stream: anyio.abc.SocketStream
+        if isinstance(connection.socket, ssl.SSLSocket):
+            from ._tlsstream import TLSSocketStream
+
+            stream = TLSSocketStream(connection.socket)
+        else:
+            stream = await anyio.abc.SocketStream.from_socket(connection.socket)
     except BaseException:
         connection.close()
         raise
@@ -302,12 +320,18 @@ async def aconnect(
     timeout: object = None,
     source_address: object = None,
     socket_options: object = (),
+    tls: TLSOptions | None = None,
 ) -> Connection:
     """`aconnect_socket` with the engine's options checked already (`options_from`),
-    as an adapter keeps them."""
+    as an adapter keeps them; ``tls`` as for ``_sync.connect``."""
     target = parse_target(nodename, servicename)
     call = check_call(
-        timeout, source_address, socket_options, nodename=nodename, servicename=servicename
+        timeout,
+        source_address,
+        socket_options,
+        tls=tls,
+        nodename=nodename,
+        servicename=servicename,
     )
     return await adrive(target, options, call)
 
@@ -326,6 +350,8 @@ async def aconnect_socket(
     history: ConnectionHistory | bool = True,
     policy: Policy | None = None,
     listener: EventListener | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
 ) -> Connection:
     """`aconnect_by_name`, but the winner comes back as a plain `Connection` (its
     socket blocking, ``TCP_NODELAY`` set) for a caller that wraps it in its event
@@ -343,7 +369,18 @@ async def aconnect_socket(
         servicename=servicename,
     )
     call = check_call(
-        timeout, source_address, socket_options, nodename=nodename, servicename=servicename
+        timeout,
+        source_address,
+        socket_options,
+        tls=check_tls(
+            ssl_context,
+            server_hostname,
+            host=target.host,
+            nodename=nodename,
+            servicename=servicename,
+        ),
+        nodename=nodename,
+        servicename=servicename,
     )
     return await adrive(target, options, call)
 

@@ -82,6 +82,23 @@ class RefusedError(HostUnreachableError, ConnectionRefusedError):
     default_errno = _errno.ECONNREFUSED
 
 
+class TLSError(HostUnreachableError):
+    """Every address was tried and none completed its TLS handshake, at least one
+    having failed in TLS (``ECONNABORTED``); ``__cause__`` holds the handshakes' errors.
+    A `HostUnreachableError` too: the host could not be reached over TLS."""
+
+    default_errno = _errno.ECONNABORTED
+
+
+class CertificateError(ConnectByNameError):
+    """The server's certificate failed verification (``EACCES``): the call ends at
+    once, whatever the other addresses might say, so that racing can never become a
+    way around a verification failure; ``__cause__`` is the ``ssl`` error (an
+    ``ssl.SSLCertVerificationError``) or the client's own check's error."""
+
+    default_errno = _errno.EACCES
+
+
 class TimedOutError(ConnectByNameError, TimeoutError):
     """The call's timeout ran out before a connection was made (``ETIMEDOUT``,
     WSAETIMEDOUT); it bounds name resolution and every attempt together."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import ipaddress
 import socket
@@ -56,7 +57,10 @@ class Attempt(NamedTuple):
     ``start`` is the offset in seconds from the start of the call (name resolution
     included) at which the attempt began; ``duration`` is how long it ran until its
     outcome was known. ``history`` says how the connection history moved the address
-    (``None``: it did not).
+    (``None``: it did not). For a call that asked for TLS, ``tcp`` is how long the
+    attempt took to connect over TCP before its TLS handshake began (``None``: TCP
+    never connected, or the call asked for no TLS): an attempt that failed with ``tcp``
+    set failed in TLS.
     """
 
     address: Address
@@ -67,11 +71,14 @@ class Attempt(NamedTuple):
     error: OSError | None = None
     reason: str | None = None
     history: str | None = None
+    tcp: float | None = None
 
     def __str__(self) -> str:
         text = f"{format_address(self.address)} {self.outcome}"
         if self.outcome in (Outcome.SKIPPED, Outcome.DENIED):
             return f"{text} ({self.reason})" if self.reason else text
+        if self.tcp is not None and self.outcome is not Outcome.CONNECTED:
+            text += f" in TLS (TCP connected after {self.tcp:.3f}s)"
         text += f" after {self.duration:.3f}s"
         if self.outcome is Outcome.FAILED and self.error is not None:
             text += f" ({self.error.strerror or self.error})"
@@ -100,6 +107,13 @@ class Connection:
     elapsed: float = 0.0
     deadline: float | None = None
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    #: For a call with TLS: the version negotiated (``"TLSv1.3"``) and the ALPN protocol
+    #: agreed (``"h2"``; ``None``: none), as the handshake ended; ``None`` without TLS.
+    tls_version: str | None = None
+    alpn: str | None = None
+    #: The ECHConfigList of the HTTPS record the winning address came with, if any
+    #: (kept for the record: Python's ssl cannot use Encrypted Client Hello yet).
+    ech: bytes | None = None
 
     def time_left(self) -> float | None:
         """Seconds left of the call's timeout (0 once it has passed), or ``None`` when
@@ -180,6 +194,13 @@ class ConnectionInfo:
     elapsed: float
     reused: bool = False
     via_proxy: bool = False
+    #: The TLS version and ALPN protocol negotiated (``None``: no TLS, or TLS the
+    #: engine did not see, such as a tunnel's through a proxy).
+    tls_version: str | None = None
+    alpn: str | None = None
+    #: The ECHConfigList the HTTPS record offered for the address (not used: Python's
+    #: ssl cannot do Encrypted Client Hello yet).
+    ech: bytes | None = None
 
     @classmethod
     def of(cls, connection: _Made, *, via_proxy: bool = False) -> ConnectionInfo:
@@ -191,6 +212,21 @@ class ConnectionInfo:
             attempts=connection.attempts,
             elapsed=connection.elapsed,
             via_proxy=via_proxy,
+            tls_version=getattr(connection, "tls_version", None),
+            alpn=getattr(connection, "alpn", None),
+            ech=getattr(connection, "ech", None),
+        )
+
+    def with_tls(self, sock: object) -> ConnectionInfo:
+        """This information with the TLS of ``sock`` (an ``ssl.SSLSocket``, or anything
+        with its ``version`` and ``selected_alpn_protocol``), for a handshake made after
+        the connect (a proxy's tunnel)."""
+        version = getattr(sock, "version", None)
+        selected = getattr(sock, "selected_alpn_protocol", None)
+        return dataclasses.replace(
+            self,
+            tls_version=version() if callable(version) else None,
+            alpn=selected() if callable(selected) else None,
         )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import math
 import socket
+import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, TypedDict
@@ -91,6 +92,19 @@ class Options:
 
 
 @dataclass(frozen=True, slots=True)
+class TLSOptions:
+    """TLS for every attempt (checked, see `check_call`): the connection is made when
+    a handshake completes (Happy Eyeballs v3 section 6.1)."""
+
+    context: ssl.SSLContext
+    #: The name sent as SNI and checked against the certificate.
+    server_hostname: str | None
+    #: A client's own checks after the handshake (urllib3's ``assert_fingerprint``, a
+    #: hostname it matches itself): raising fails verification, which ends the call.
+    check: Callable[[ssl.SSLSocket], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CallOptions:
     """What a client gives per connection, checked (see `check_call`)."""
 
@@ -102,6 +116,8 @@ class CallOptions:
     #: Whether the connection will carry HTTPS: the HTTPS record is then asked for
     #: (its address hints, port and ALPN; RFC 9460), with the name's A and AAAA.
     https: bool = False
+    #: TLS on every attempt, or ``None``.
+    tls: TLSOptions | None = None
 
 
 DEFAULT_OPTIONS: Final = Options()
@@ -389,11 +405,17 @@ def check_call(
     socket_options: object = (),
     *,
     https: bool = False,
+    tls: TLSOptions | None = None,
     nodename: object = None,
     servicename: object = None,
 ) -> CallOptions:
     """Check what a client gives per connection into a `CallOptions`."""
-    if source_address is None and (socket_options == () or socket_options is None) and not https:
+    if (
+        source_address is None
+        and (socket_options == () or socket_options is None)
+        and not https
+        and tls is None
+    ):
         if timeout is None:
             return NO_CALL_OPTIONS
         if type(timeout) is float and 0 < timeout < math.inf:
@@ -409,8 +431,36 @@ def check_call(
         source,
         source_family,
         _socket_options(socket_options, invalid),
-        https,
+        https or tls is not None,
+        tls,
     )
+
+
+def check_tls(
+    ssl_context: object,
+    server_hostname: object,
+    *,
+    host: str,
+    nodename: object = None,
+    servicename: object = None,
+) -> TLSOptions | None:
+    """``ssl_context`` and ``server_hostname`` (``None``: the name connected to, as
+    given; never the address that wins) checked into a `TLSOptions`."""
+    if ssl_context is None:
+        if server_hostname is not None:
+            raise _invalid("server_hostname needs an ssl_context", nodename, servicename)
+        return None
+    if not isinstance(ssl_context, ssl.SSLContext):
+        raise _invalid(
+            f"ssl_context must be an ssl.SSLContext, not {type(ssl_context).__name__}",
+            nodename,
+            servicename,
+        )
+    if server_hostname is None:
+        server_hostname = host.rstrip(".")
+    elif not isinstance(server_hostname, str) or not server_hostname:
+        raise _invalid("server_hostname must be a non-empty str", nodename, servicename)
+    return TLSOptions(ssl_context, server_hostname)
 
 
 def _seconds(

@@ -66,6 +66,7 @@ from ._errors import (
     OutOfResourcesError,
     RefusedError,
     TimedOutError,
+    TLSError,
 )
 from ._history import NO_HINTS, Hints
 from ._info import Attempt, Candidate, Outcome
@@ -186,12 +187,13 @@ def _on_port(candidate: Candidate, service: Service | None) -> Candidate:
 
 
 class _Record:
-    __slots__ = ("candidate", "end", "error", "history", "outcome", "reason", "start")
+    __slots__ = ("candidate", "end", "error", "history", "outcome", "reason", "start", "tcp")
 
     def __init__(self, candidate: Candidate, start: float, history: str | None) -> None:
         self.candidate = candidate
         self.start = start
         self.history = history
+        self.tcp: float | None = None  # when TCP connected, with TLS to follow
         self.end: float | None = None
         self.outcome: Outcome | None = None
         self.error: OSError | None = None
@@ -211,6 +213,7 @@ class _Record:
             self.error,
             self.reason,
             self.history,
+            None if self.tcp is None else self.tcp - self.start,
         )
 
 
@@ -252,6 +255,7 @@ class Planner:
         "_delay",
         "_demoted",
         "_done",
+        "_fatal",
         "_hold_until",
         "_last_family",
         "_lookup_error",
@@ -312,6 +316,7 @@ class Planner:
         self._next_start = now
         self._winner: int | None = None
         self._lookup_error: NameResolutionError | None = None
+        self._fatal: ConnectByNameError | None = None
         self._done = False
 
     @property
@@ -462,8 +467,15 @@ class Planner:
         if known is None or (known.errno in _NOTHING and error.errno not in _NOTHING):
             self._lookup_error = error
 
+    def attempt_tcp(self, now: float, attempt: int) -> None:
+        """Attempt ``attempt`` connected over TCP; its TLS handshake follows. It goes on
+        running: the next attempt still starts on time (v3 section 6.1), and it wins
+        only when the handshake completes (`attempt_connected`)."""
+        self._records[attempt].tcp = now
+
     def attempt_connected(self, now: float, attempt: int) -> None:
-        """Attempt ``attempt`` finished its handshake."""
+        """Attempt ``attempt`` is established: its TCP handshake (and its TLS one, for a
+        call with TLS) completed."""
         record = self._records[attempt]
         self._running.discard(attempt)
         if self._winner is None and not self._done:
@@ -471,6 +483,16 @@ class Planner:
             record.close(now, Outcome.CONNECTED)
         else:
             record.close(now, Outcome.ABANDONED)
+
+    def call_failed(self, now: float, attempt: int, error: ConnectByNameError) -> None:
+        """Attempt ``attempt`` ended the whole call with ``error`` (a certificate that
+        failed verification: never raced past)."""
+        self._running.discard(attempt)
+        cause = error.__cause__
+        self._records[attempt].close(
+            now, Outcome.FAILED, cause if isinstance(cause, OSError) else error
+        )
+        self._fatal = error
 
     def attempt_failed(self, now: float, attempt: int, error: OSError) -> None:
         """Attempt ``attempt`` failed (no socket, or the connect failed)."""
@@ -487,6 +509,8 @@ class Planner:
             raise RuntimeError("the call is over: next_action() after Connected or Failed")
         if self._winner is not None:
             return self._finish_connected(now)
+        if self._fatal is not None:
+            return self._finish_fatal(now, self._fatal)
         hold = not self._records and now < self._deadline and self._holding(now)
         if self._untried and not hold and (not self._running or now >= self._next_start):
             if now >= self._deadline and self._running:
@@ -591,6 +615,14 @@ class Planner:
             winner, self._records[winner].candidate, self._attempts(), now - self._start
         )
 
+    def _finish_fatal(self, now: float, error: ConnectByNameError) -> Failed:
+        self._done = True
+        for attempt in self._running:
+            self._records[attempt].close(now, Outcome.ABANDONED)
+        self._running.clear()
+        error.attempts = self._attempts()
+        return Failed(error)
+
     def _finish_failed(self, now: float) -> Failed:
         self._done = True
         timed_out = bool(self._running or self._untried or self._pending or self._services)
@@ -618,6 +650,9 @@ class Planner:
         elif tried and all(a.outcome is Outcome.REFUSED for a in tried):
             cls = RefusedError
             what = f"every address refused the connection: {summary}"
+        elif any(a.tcp is not None for a in tried):
+            cls = TLSError
+            what = f"no TLS handshake completed: {summary}"
         else:
             what = f"every address failed: {summary}"
         target = self._target

@@ -39,12 +39,18 @@ import logging
 import os
 import select
 import socket
+import ssl
 from collections.abc import Callable, Generator, Sequence
 from typing import Protocol
 
 from ._dns import _config, _sort
 from ._dns._resolver import NAT64, Discovery, Resolution, synthesized
-from ._errors import AddressDeniedError, ConnectByNameError, InvalidParameterError
+from ._errors import (
+    AddressDeniedError,
+    CertificateError,
+    ConnectByNameError,
+    InvalidParameterError,
+)
 from ._events import (
     AttemptFinished,
     AttemptStarted,
@@ -57,8 +63,16 @@ from ._events import (
     tell,
 )
 from ._history import NO_HINTS
-from ._info import Attempt, Candidate, Connection, ConnectionInfo, Outcome, unmap_address
-from ._parse import CallOptions, Options, Target, describe
+from ._info import (
+    Attempt,
+    Candidate,
+    Connection,
+    ConnectionInfo,
+    Outcome,
+    format_address,
+    unmap_address,
+)
+from ._parse import CallOptions, Options, Target, TLSOptions, describe
 from ._plan import Connected, Failed, Planner, Start, reason_of, vet
 from ._policy import Policy
 from ._resolve import (
@@ -301,6 +315,8 @@ def race(
     poller_open = True
     # Descriptor -> attempt, for the attempt sockets being watched.
     watched: dict[int, int] = {}
+    # Attempt -> the ECHConfigList of the HTTPS record its address came with.
+    ech: dict[int, bytes] = {}
     try:
         if families:
             if resolution is None:
@@ -327,18 +343,20 @@ def race(
             if told is not None:
                 told.new_records(planner)
             if isinstance(action, Start):
-                sock = _start_attempt(
+                if action.service is not None and action.service.ech is not None:
+                    ech[action.attempt] = action.service.ech
+                wait = _start_attempt(
                     planner, action, call, table, net=net, clock=clock, dual_stack=dual_stack
                 )
-                if sock is not None:
-                    fd = sock.fileno()
-                    watched[fd] = action.attempt
-                    poller.register(fd, WRITABLE)
+                if wait is not None:
+                    watched[wait[0]] = action.attempt
+                    poller.register(*wait)
                 elif told is not None:
                     told.attempt_finished(planner, action.attempt)
             elif isinstance(action, Connected):
                 winner = action.attempt
                 connection = _connection(table[winner], action, planner.deadline, clock, dual_stack)
+                connection.ech = ech.get(winner)
                 if into is not None:
                     os.dup2(table[winner].fileno(), into.fileno(), into.get_inheritable())
                     connection.socket, winner = into, -1  # and the winner closes below
@@ -386,8 +404,13 @@ def race(
                 for fd, _ in events:
                     if fd in watched:
                         attempt = watched.pop(fd)
-                        _report_handshake(planner, table, attempt, poller, now)
-                        if told is not None:
+                        wait = _report_handshake(
+                            planner, call, table, attempt, poller=poller, now=now
+                        )
+                        if wait is not None:
+                            watched[fd] = attempt
+                            poller.register(*wait)
+                        elif told is not None:
                             told.attempt_finished(planner, attempt)
                     else:
                         for part in _parts(resolution, gate):
@@ -720,12 +743,12 @@ def _start_attempt(
     net: Net,
     clock: Callable[[], float],
     dual_stack: bool,
-) -> socket.socket | None:
+) -> tuple[int, int] | None:
     """Carry out a `Start`: open the socket (into ``table``) and start its connect.
 
-    Returns the socket to watch for writability, or ``None`` when the outcome is known
-    already and reported to the planner (a failed socket is closed and dropped): a
-    connect to this host's own addresses (loopback included) is over before connect()
+    Returns what to watch, ``(descriptor, events)``, or ``None`` when the outcome is
+    known already and reported to the planner (a failed socket is closed and dropped):
+    a connect to this host's own addresses (loopback included) is over before connect()
     returns.
     """
     family, address = start.candidate
@@ -754,10 +777,9 @@ def _start_attempt(
             # own error once failed, EALREADY while it goes on.
             code = sock.connect_ex(address)
             if code in STILL_CONNECTING:
-                return sock
+                return sock.fileno(), WRITABLE
         if code in (0, errno.EISCONN):
-            planner.attempt_connected(clock(), attempt)
-            return None
+            return _tcp_connected(planner, call.tls, table, attempt, now=clock())
         error = OSError(code, os.strerror(code))
     except InvalidParameterError:
         raise
@@ -779,18 +801,128 @@ def _bad_option(planner: Planner, option: object, exc: OSError) -> InvalidParame
 
 
 def _report_handshake(
-    planner: Planner, table: Table, attempt: int, poller: Poller, now: float
-) -> None:
-    """An attempt's socket turned writable: report how its connect ended. Connected
-    means connected to the very address it was given, which is what ``getpeername()``
-    would say; a failed socket is closed and dropped from ``table``."""
-    code = table[attempt].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    planner: Planner, call: CallOptions, table: Table, attempt: int, *, poller: Poller, now: float
+) -> tuple[int, int] | None:
+    """An attempt's socket turned ready: carry its handshake on. Returns what to watch
+    next, or ``None`` once the outcome is reported to the planner (a failed socket is
+    closed and dropped from ``table``).
+
+    Connected over TCP means connected to the very address it was given, which is what
+    ``getpeername()`` would say."""
+    sock = table[attempt]
+    if isinstance(sock, ssl.SSLSocket):
+        assert call.tls is not None
+        return _tls_step(planner, call.tls, table, attempt, poller=poller, now=now)
+    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if code:
-        poller.discard(table[attempt])
+        poller.discard(sock)
         del table[attempt]
         planner.attempt_failed(now, attempt, OSError(code, os.strerror(code)))
+        return None
+    return _tcp_connected(planner, call.tls, table, attempt, now=now, poller=poller)
+
+
+def _tcp_connected(
+    planner: Planner,
+    tls: TLSOptions | None,
+    table: Table,
+    attempt: int,
+    *,
+    now: float,
+    poller: Poller | None = None,
+) -> tuple[int, int] | None:
+    """Attempt ``attempt`` connected over TCP: it is established, or, for a call with
+    TLS, its handshake begins, and the attempt runs on until that ends (v3 section
+    6.1: a server that takes TCP and never answers TLS is raced past like one that
+    never answers TCP)."""
+    if tls is None:
+        planner.attempt_connected(now, attempt)
+        return None
+    planner.attempt_tcp(now, attempt)
+    raw = table[attempt]
+    try:
+        # ssl moves the descriptor to a new socket object and detaches this one; the
+        # table holds whichever owns it. (Between the two, a few bytecodes in ssl, an
+        # interruption leaves the new object to reference counting, which closes it.)
+        table[attempt] = tls.context.wrap_socket(
+            raw, server_hostname=tls.server_hostname, do_handshake_on_connect=False
+        )
+    except OSError as exc:  # the connection already closed, with data (see ssl)
+        raw.close()
+        table.pop(attempt, None)
+        planner.attempt_failed(now, attempt, exc)
+        return None
+    return _tls_step(planner, tls, table, attempt, poller=poller, now=now)
+
+
+def _tls_step(
+    planner: Planner,
+    tls: TLSOptions,
+    table: Table,
+    attempt: int,
+    *,
+    poller: Poller | None,
+    now: float,
+) -> tuple[int, int] | None:
+    """Carry attempt ``attempt``'s TLS handshake as far as it goes without waiting."""
+    sock = table[attempt]
+    assert isinstance(sock, ssl.SSLSocket)
+    verdict: Exception | None = None
+    try:
+        sock.do_handshake()
+    except ssl.SSLWantReadError:
+        return sock.fileno(), READABLE
+    except ssl.SSLWantWriteError:
+        return sock.fileno(), WRITABLE
+    except ssl.SSLCertVerificationError as exc:
+        verdict = exc
+    except OSError as exc:  # SSLError included: the handshake, or the connection, failed
+        _drop(table, attempt, poller)
+        planner.attempt_failed(now, attempt, exc)
+        return None
+    if verdict is None and tls.check is not None:
+        try:
+            tls.check(sock)
+        except Exception as exc:  # the client's own check: its verdict, whatever its class
+            verdict = exc
+    if verdict is not None:
+        _verification_failed(planner, tls, table, attempt, poller=poller, now=now, exc=verdict)
     else:
         planner.attempt_connected(now, attempt)
+    return None
+
+
+def _verification_failed(
+    planner: Planner,
+    tls: TLSOptions,
+    table: Table,
+    attempt: int,
+    *,
+    poller: Poller | None,
+    now: float,
+    exc: Exception,
+) -> None:
+    """A certificate failed verification: the call ends (racing on to an address whose
+    certificate passes would make a forged answer a matter of timing)."""
+    _drop(table, attempt, poller)
+    address = planner.attempt(attempt).address
+    error = CertificateError(
+        f"the certificate of {tls.server_hostname or address[0]} at "
+        f"{format_address(address)} failed verification: {exc}",
+        nodename=planner.target.nodename,
+        servicename=planner.target.servicename,
+    )
+    error.__cause__ = exc
+    planner.call_failed(now, attempt, error)
+
+
+def _drop(table: Table, attempt: int, poller: Poller | None) -> None:
+    sock = table[attempt]
+    if poller is not None:
+        poller.discard(sock)
+    else:
+        sock.close()
+    del table[attempt]
 
 
 def _connection(
@@ -807,7 +939,13 @@ def _connection(
     if family == socket.AF_INET6 or dual_stack:
         # Only IPv6 addresses can be IPv4-mapped: written as IPv4, as the peer's is.
         family, local, peer = socket.AF_INET6, unmap_address(local), unmap_address(peer)
-    return Connection(sock, local, peer, family, action.attempts, action.elapsed, deadline, clock)
+    connection = Connection(
+        sock, local, peer, family, action.attempts, action.elapsed, deadline, clock
+    )
+    if isinstance(sock, ssl.SSLSocket):
+        connection.tls_version = sock.version()
+        connection.alpn = sock.selected_alpn_protocol()
+    return connection
 
 
 def _conclude(

@@ -20,6 +20,7 @@ import itertools
 import select
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -35,8 +36,10 @@ from ._parse import (
     Options,
     SocketOption,
     Target,
+    TLSOptions,
     check_call,
     check_options,
+    check_tls,
     parse_target,
 )
 from ._policy import Policy
@@ -254,6 +257,8 @@ def connect_by_name(
     history: ConnectionHistory | bool = True,
     policy: Policy | None = None,
     listener: EventListener | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
 ) -> Connection:
     """Resolve ``nodename`` and connect a TCP socket to it, racing its addresses.
 
@@ -277,8 +282,18 @@ def connect_by_name(
     immediately before its attempt (and, for an `AddressPolicy`, the name and the port
     before anything is looked up).
 
+    With ``ssl_context``, every attempt runs its own TLS handshake once TCP connects,
+    and the first to complete it wins (Happy Eyeballs v3): an address that takes TCP
+    and never answers TLS is raced past like one that never answers TCP. The
+    connection's socket is then the `ssl.SSLSocket`. ``server_hostname`` is the name
+    sent (SNI) and checked against the certificate; by default ``nodename`` itself
+    (its IDNA form), never the address that won. A certificate that fails
+    verification ends the call with `CertificateError` at once, whatever the other
+    addresses would have said.
+
     Returns a `Connection`. Raises `InvalidParameterError`, `NameResolutionError`,
-    `TimedOutError`, `HostUnreachableError` (`RefusedError` when every address refused),
+    `TimedOutError`, `HostUnreachableError` (`RefusedError` when every address refused,
+    `TLSError` when one at least failed its TLS handshake), `CertificateError`,
     `AddressDeniedError` or `OutOfResourcesError`.
     """
     target = parse_target(nodename, servicename)
@@ -294,7 +309,18 @@ def connect_by_name(
         servicename=servicename,
     )
     call = check_call(
-        timeout, source_address, socket_options, nodename=nodename, servicename=servicename
+        timeout,
+        source_address,
+        socket_options,
+        tls=check_tls(
+            ssl_context,
+            server_hostname,
+            host=target.host,
+            nodename=nodename,
+            servicename=servicename,
+        ),
+        nodename=nodename,
+        servicename=servicename,
     )
     # drive(), written out: the connection must reach the caller with no call in between
     # that an interruption (Ctrl-C) could follow; a Python-level call returning it, as
@@ -321,15 +347,18 @@ def connect(
     source_address: object = None,
     socket_options: object = (),
     https: bool = False,
+    tls: TLSOptions | None = None,
 ) -> Connection:
     """`connect_by_name` with the engine's options checked already (`options_from`),
-    as an adapter keeps them; ``https``: the connection will carry HTTPS."""
+    as an adapter keeps them; ``https``: the connection will carry HTTPS; ``tls``: each
+    attempt's TLS handshake, with the client's settings (see ``TLSOptions``)."""
     target = parse_target(nodename, servicename)
     call = check_call(
         timeout,
         source_address,
         socket_options,
         https=https,
+        tls=tls,
         nodename=nodename,
         servicename=servicename,
     )

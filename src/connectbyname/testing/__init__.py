@@ -24,11 +24,13 @@ builds one from a short description.
 """
 
 from ._loopback import (
+    HANDSHAKE_FAILURE_ALERT,
     HELLO_BODY,
     AddrInfoList,
     Blackhole,
     DualStack,
     GetAddrInfo,
+    Handshake,
     HTTPServer,
     ProxyRequest,
     ProxyServer,
@@ -45,12 +47,14 @@ from ._loopback import (
 )
 
 __all__ = [
+    "HANDSHAKE_FAILURE_ALERT",
     "HELLO_BODY",
     "AddrInfoList",
     "Blackhole",
     "DualStack",
     "GetAddrInfo",
     "HTTPServer",
+    "Handshake",
     "ProxyRequest",
     "ProxyServer",
     "ResolverCall",

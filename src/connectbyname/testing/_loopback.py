@@ -42,12 +42,14 @@ from urllib.parse import parse_qs, urlsplit
 from .._resolve import getaddrinfo_port
 
 __all__ = [
+    "HANDSHAKE_FAILURE_ALERT",
     "HELLO_BODY",
     "AddrInfoList",
     "Blackhole",
     "DualStack",
     "GetAddrInfo",
     "HTTPServer",
+    "Handshake",
     "ProxyRequest",
     "ProxyServer",
     "ResolverCall",
@@ -94,6 +96,11 @@ class GetAddrInfo(Protocol):
 _SYSTEM_GETADDRINFO: Callable[..., Any] = socket.getaddrinfo
 
 _IO_TIMEOUT = 10.0  # upper bound for handshakes and upstream connects in the servers
+
+#: How a server answers a new connection (see `HTTPServer`).
+Handshake: TypeAlias = Literal["normal", "mute", "alert"]
+#: A TLS record: a fatal (2) handshake_failure (40) alert, TLS 1.2 framing.
+HANDSHAKE_FAILURE_ALERT = bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28])
 
 
 def _family_of(host: str) -> socket.AddressFamily:
@@ -281,10 +288,15 @@ class _Server(http.server.ThreadingHTTPServer):
         port: int,
         handler: type[http.server.BaseHTTPRequestHandler],
         ssl_context: ssl.SSLContext | None,
+        *,
+        handshake: Handshake = "normal",
+        handshake_delay: float = 0.0,
     ) -> None:
         # Must be set before TCPServer.__init__ creates the socket.
         self.address_family = _family_of(host)
         self.ssl_context = ssl_context
+        self.handshake = handshake
+        self.handshake_delay = handshake_delay
         self.closing = threading.Event()
         self.lock = threading.Lock()
         self.connection_count = 0
@@ -331,6 +343,16 @@ class _Server(http.server.ThreadingHTTPServer):
     def _serve_connection(self, sock: socket.socket, client_address: Any, number: int) -> None:
         conn = sock
         try:
+            if self.handshake == "mute":
+                self.closing.wait()  # TCP connected; never a word, until close_all()
+                return
+            if self.handshake == "alert":
+                sock.settimeout(_IO_TIMEOUT)
+                sock.recv(65536)  # the ClientHello
+                sock.sendall(HANDSHAKE_FAILURE_ALERT)
+                return
+            if self.handshake_delay:
+                self.closing.wait(self.handshake_delay)
             if self.ssl_context is not None:
                 sock.settimeout(_IO_TIMEOUT)
                 conn = self.ssl_context.wrap_socket(
@@ -389,8 +411,13 @@ class _ServerRunner:
         port: int,
         handler: type[http.server.BaseHTTPRequestHandler],
         ssl_context: ssl.SSLContext | None,
+        *,
+        handshake: Handshake = "normal",
+        handshake_delay: float = 0.0,
     ) -> None:
-        self._server = _Server(host, port, handler, ssl_context)
+        self._server = _Server(
+            host, port, handler, ssl_context, handshake=handshake, handshake_delay=handshake_delay
+        )
         self._server.owner = self
         self._closed = False
         self.host = host
@@ -597,6 +624,12 @@ class HTTPServer(_ServerRunner):
     POST and PUT to any path echo the request body. ``?delay=SECONDS`` on any
     request waits that long (at most 60 s, cut short by :meth:`close`) first.
 
+    ``handshake`` breaks every connection on purpose: ``"mute"`` accepts TCP and then
+    never sends or reads a byte (a middlebox, a half-broken load balancer: a TLS
+    ClientHello goes unanswered), ``"alert"`` answers the ClientHello with a fatal
+    ``handshake_failure`` alert and closes. ``handshake_delay`` waits that many seconds
+    after accepting before the TLS handshake (or the first request) is served.
+
     Every response carries ``X-Client-Address`` (the peer as ``ip:port``, IPv6 as
     ``[ip]:port``) and ``X-Connection-Number`` (1 for the first accepted
     connection, 2 for the next...), and keep-alive works.
@@ -606,9 +639,22 @@ class HTTPServer(_ServerRunner):
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        handshake: Handshake = "normal",
+        handshake_delay: float = 0.0,
     ) -> None:
-        super().__init__(host, port, _HTTPHandler, ssl_context)
+        super().__init__(
+            host,
+            port,
+            _HTTPHandler,
+            ssl_context,
+            handshake=handshake,
+            handshake_delay=handshake_delay,
+        )
 
     @property
     def request_count(self) -> int:
@@ -1148,7 +1194,9 @@ def patch_getaddrinfo(resolver: GetAddrInfo) -> Iterator[GetAddrInfo]:
 # --------------------------------------------------------------------------- scenarios
 
 #: Which family works and how the other one is broken.
-ScenarioKind: TypeAlias = Literal["blackholed-v6", "refused-v6", "blackholed-v4", "refused-v4"]
+ScenarioKind: TypeAlias = Literal[
+    "blackholed-v6", "refused-v6", "mute-v6", "blackholed-v4", "refused-v4", "mute-v4"
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1166,6 +1214,9 @@ class DualStack:
     blackhole: Blackhole | None
     working_host: str
     broken_host: str
+    #: For ``"mute-*"``: the server on the broken address, which accepts TCP and then
+    #: never answers (``handshake="mute"``).
+    mute: HTTPServer | None = None
 
     @property
     def addresses(self) -> list[str]:
@@ -1200,7 +1251,8 @@ def dual_stack(
 ) -> Iterator[DualStack]:
     """An :class:`HTTPServer` on one loopback address and a broken port with the
     same number on the other, e.g. for ``"blackholed-v6"``: the server on
-    127.0.0.1:P and a :class:`Blackhole` on [::1]:P.
+    127.0.0.1:P and a :class:`Blackhole` on [::1]:P; for ``"mute-v6"``, a server on
+    [::1]:P that accepts TCP and never answers (``HTTPServer(handshake="mute")``).
     """
     broken_family, how = kind.split("-")[1], kind.split("-")[0]
     working_host, broken_host = (
@@ -1210,15 +1262,20 @@ def dual_stack(
         with contextlib.ExitStack() as stack:
             server = stack.enter_context(HTTPServer(working_host, ssl_context=ssl_context))
             blackhole: Blackhole | None = None
+            mute: HTTPServer | None = None
             try:
                 if how == "blackholed":
                     blackhole = stack.enter_context(Blackhole(broken_host, server.port))
+                elif how == "mute":
+                    mute = stack.enter_context(
+                        HTTPServer(broken_host, server.port, ssl_context, handshake="mute")
+                    )
                 else:
                     stack.enter_context(refused_port(broken_host, server.port))
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:
                     continue  # the same number is taken on the other family: retry
                 raise
-            yield DualStack(kind, server.port, server, blackhole, working_host, broken_host)
+            yield DualStack(kind, server.port, server, blackhole, working_host, broken_host, mute)
             return
     raise RuntimeError(f"no port free on both {working_host} and {broken_host}")

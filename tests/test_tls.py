@@ -1,0 +1,410 @@
+"""TLS in the race (Happy Eyeballs v3 section 6.1): each attempt's handshake runs in the
+race, and the first to complete it wins. Real TLS servers on loopback (trustme), each
+broken the way a real one is: mute after TCP, a fatal alert, a slow handshake, a
+certificate of the wrong authority. Driven through the sync engine and the async one on
+asyncio and trio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import socket
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import pytest
+import trustme
+
+from connectbyname import (
+    CertificateError,
+    HostUnreachableError,
+    InvalidParameterError,
+    Outcome,
+    RefusedError,
+    TimedOutError,
+    TLSError,
+    aconnect_by_name,
+    connect_by_name,
+)
+from connectbyname.testing import HELLO_BODY, HTTPServer, StaticResolver, dual_stack
+
+NAME = "example.test"
+ADDRESSES = ["::1", "127.0.0.1"]  # the IPv6 address (the broken one) is tried first
+DELAY = 0.25  # the engine's default attempt delay
+
+
+@dataclass
+class Made:
+    """What a connect gave, whichever driver made it."""
+
+    attempts: tuple[Any, ...]
+    elapsed: float
+    remote_address: tuple[Any, ...]
+    tls_version: str | None
+    alpn: str | None
+    body: bytes
+
+
+Connect = Callable[..., Made]
+
+_REQUEST = b"GET / HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n"
+
+
+def _read_all(receive: Callable[[], bytes]) -> bytes:
+    data = b""
+    while True:
+        chunk = receive()
+        if not chunk:
+            return data
+        data += chunk
+
+
+def _sync_connect(port: int, **kwargs: Any) -> Made:
+    kwargs.setdefault("resolver", StaticResolver({NAME: ADDRESSES}))
+    with connect_by_name(NAME, port, **kwargs) as conn:
+        assert isinstance(conn.socket, ssl.SSLSocket)
+        conn.socket.sendall(_REQUEST)
+        body = _read_all(lambda: conn.socket.recv(65536))
+        return Made(
+            conn.attempts, conn.elapsed, conn.remote_address, conn.tls_version, conn.alpn, body
+        )
+
+
+def _async_connect(backend: str) -> Connect:
+    def connect(port: int, **kwargs: Any) -> Made:
+        kwargs.setdefault("resolver", StaticResolver({NAME: ADDRESSES}))
+
+        async def main() -> Made:
+            async with await aconnect_by_name(NAME, port, **kwargs) as conn:
+                stream = conn.stream
+                await stream.send(_REQUEST)
+                body = b""
+                with contextlib.suppress(anyio.EndOfStream):
+                    while True:
+                        body += await stream.receive()
+                return Made(
+                    conn.attempts,
+                    conn.elapsed,
+                    conn.remote_address,
+                    stream.extra(anyio.streams.tls.TLSAttribute.tls_version),
+                    stream.extra(anyio.streams.tls.TLSAttribute.alpn_protocol),
+                    body,
+                )
+
+        return anyio.run(main, backend=backend)
+
+    return connect
+
+
+@pytest.fixture(params=["sync", "asyncio", "trio"])
+def connect(request: pytest.FixtureRequest) -> Connect:
+    """Connect to ``NAME`` (``::1`` first, then ``127.0.0.1``) on a port, over TLS, and
+    fetch ``/``: through the sync engine or the async one."""
+    import anyio.streams.tls  # noqa: F401 - for TLSAttribute above
+
+    if request.param == "sync":
+        return _sync_connect
+    return _async_connect(request.param)
+
+
+@pytest.fixture
+def server_context(server_cert: trustme.LeafCert) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_cert.configure_cert(context)
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    return context
+
+
+@contextlib.contextmanager
+def pair(
+    broken: HTTPServer | None, working_context: ssl.SSLContext | None
+) -> Iterator[tuple[int, HTTPServer | None]]:
+    """``yield port, server``: a working HTTPS server on 127.0.0.1 on ``broken``'s
+    port (``None``: none)."""
+    assert broken is not None
+    with broken:
+        if working_context is None:
+            yield broken.port, None
+            return
+        with HTTPServer("127.0.0.1", broken.port, working_context) as server:
+            yield broken.port, server
+
+
+def _broken_v6(context: ssl.SSLContext, **kwargs: Any) -> HTTPServer:
+    """A server on [::1] on a port also free on 127.0.0.1 (closed again here)."""
+    for _ in range(50):
+        server = HTTPServer("::1", 0, context, **kwargs)
+        try:
+            socket.create_server(("127.0.0.1", server.port)).close()
+        except OSError:
+            server.close()
+            continue
+        return server
+    raise RuntimeError("no port free on both ::1 and 127.0.0.1")
+
+
+# --------------------------------------------------------------------------- winners
+
+
+def test_an_address_mute_after_tcp_is_raced_past(
+    assert_no_fd_leak: None,
+    connect: Connect,
+    server_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    with dual_stack("mute-v6", ssl_context=server_context) as scenario:
+        made = connect(scenario.port, timeout=10, ssl_context=client_ssl_context)
+        assert scenario.mute is not None
+        assert scenario.mute.connection_count == 1  # TCP did connect there
+    assert made.body.endswith(HELLO_BODY)
+    assert made.remote_address[0] == "127.0.0.1"
+    first, second = made.attempts
+    assert first.address[0] == "::1"
+    assert first.outcome is Outcome.ABANDONED
+    assert first.tcp is not None  # TCP connected: it was TLS that never came
+    assert "in TLS" in str(first)
+    assert second.outcome is Outcome.CONNECTED
+    # The next attempt was not held back by the first's TCP connecting: it started one
+    # attempt delay after the first (a loaded machine may start it later, not earlier).
+    assert second.start - first.start >= DELAY * 0.9
+    assert second.start - first.start < 2.0
+    assert made.tls_version in ("TLSv1.2", "TLSv1.3")
+
+
+def test_an_alert_fails_the_attempt_and_the_next_starts_at_once(
+    assert_no_fd_leak: None,
+    connect: Connect,
+    server_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    with pair(_broken_v6(server_context, handshake="alert"), server_context) as (port, _):
+        made = connect(port, timeout=10, ssl_context=client_ssl_context)
+    first, second = made.attempts
+    assert first.outcome is Outcome.FAILED
+    assert first.tcp is not None
+    assert isinstance(first.error, ssl.SSLError)
+    assert "HANDSHAKE_FAILURE" in str(first.error).upper()
+    assert second.outcome is Outcome.CONNECTED
+    # A failure starts the next attempt without waiting out the attempt delay.
+    assert second.start - first.start < DELAY
+    assert made.body.endswith(HELLO_BODY)
+
+
+def test_a_slow_handshake_still_completes_when_it_is_the_only_address(
+    assert_no_fd_leak: None,
+    connect: Connect,
+    server_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    with HTTPServer("127.0.0.1", 0, server_context, handshake_delay=0.5) as server:
+        made = connect(
+            server.port,
+            timeout=10,
+            ssl_context=client_ssl_context,
+            resolver=StaticResolver({NAME: ["127.0.0.1"]}),
+        )
+    (only,) = made.attempts
+    assert only.outcome is Outcome.CONNECTED
+    assert only.tcp is not None
+    assert only.duration - only.tcp >= 0.4  # the handshake waited for the server
+    assert made.body.endswith(HELLO_BODY)
+
+
+def test_a_slow_handshake_loses_to_a_prompt_one(
+    assert_no_fd_leak: None,
+    connect: Connect,
+    server_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    slow = _broken_v6(server_context, handshake_delay=5.0)
+    with pair(slow, server_context) as (port, _):
+        made = connect(port, timeout=10, ssl_context=client_ssl_context)
+    first, second = made.attempts
+    assert (first.outcome, second.outcome) == (Outcome.ABANDONED, Outcome.CONNECTED)
+    assert made.remote_address[0] == "127.0.0.1"
+    assert made.elapsed < 4.0  # not the slow server's 5 s
+
+
+def test_alpn_and_version_are_reported(
+    connect: Connect, server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    client_ssl_context.set_alpn_protocols(["h2", "http/1.1"])
+    with HTTPServer("127.0.0.1", 0, server_context) as server:
+        made = connect(
+            server.port,
+            timeout=10,
+            ssl_context=client_ssl_context,
+            resolver=StaticResolver({NAME: ["127.0.0.1"]}),
+        )
+    assert made.alpn == "h2"  # the server offers it first
+    assert made.tls_version in ("TLSv1.2", "TLSv1.3")
+
+
+def test_client_certificates_are_sent(
+    connect: Connect, ca: trustme.CA, server_cert: trustme.LeafCert
+) -> None:
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_cert.configure_cert(server_context)
+    server_context.verify_mode = ssl.CERT_REQUIRED
+    ca.configure_trust(server_context)
+    client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ca.configure_trust(client_context)
+    ca.issue_cert("client@example.test").configure_cert(client_context)
+    with HTTPServer("127.0.0.1", 0, server_context) as server:
+        made = connect(
+            server.port,
+            timeout=10,
+            ssl_context=client_context,
+            resolver=StaticResolver({NAME: ["127.0.0.1"]}),
+        )
+    assert made.body.endswith(HELLO_BODY)
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_a_certificate_that_fails_verification_ends_the_call(
+    assert_no_fd_leak: None,
+    connect: Connect,
+    server_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    other = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    trustme.CA().issue_cert(NAME, "::1").configure_cert(other)
+    with pair(_broken_v6(other), server_context) as (port, good):
+        with pytest.raises(CertificateError) as caught:
+            connect(port, timeout=10, ssl_context=client_ssl_context)
+        assert good is not None
+        assert good.connection_count == 0  # never raced past to the good certificate
+    error = caught.value
+    assert error.errno == errno.EACCES
+    assert isinstance(error.__cause__, ssl.SSLCertVerificationError)
+    (attempt,) = error.attempts
+    assert attempt.outcome is Outcome.FAILED
+    assert attempt.tcp is not None
+    assert "example.test" in str(error)
+
+
+def test_a_certificate_failing_after_the_next_attempt_started_still_ends_the_call(
+    connect: Connect, server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    other = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    trustme.CA().issue_cert(NAME, "::1").configure_cert(other)
+    # The forged certificate comes late: the good address is already being tried, and
+    # its handshake also takes time, so the bad one's verdict arrives first.
+    bad = _broken_v6(other, handshake_delay=0.4)
+    slow_good = HTTPServer("127.0.0.1", bad.port, server_context, handshake_delay=1.5)
+    with bad, slow_good, pytest.raises(CertificateError) as caught:
+        connect(bad.port, timeout=10, ssl_context=client_ssl_context)
+    outcomes = [a.outcome for a in caught.value.attempts]
+    assert outcomes == [Outcome.FAILED, Outcome.ABANDONED]
+
+
+def test_a_wrong_name_fails_verification(
+    connect: Connect, server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    with HTTPServer("127.0.0.1", 0, server_context) as server, pytest.raises(CertificateError):
+        connect(
+            server.port,
+            timeout=10,
+            ssl_context=client_ssl_context,
+            server_hostname="not-in-the-certificate.test",
+            resolver=StaticResolver({NAME: ["127.0.0.1"]}),
+        )
+
+
+def test_every_address_failing_in_tls_is_a_tls_error(
+    assert_no_fd_leak: None,
+    connect: Connect,
+    server_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    with pair(_broken_v6(server_context, handshake="alert"), None) as (port, _):
+        with HTTPServer("127.0.0.1", port, server_context, handshake="alert"):
+            with pytest.raises(TLSError) as caught:
+                connect(port, timeout=10, ssl_context=client_ssl_context)
+    error = caught.value
+    assert isinstance(error, HostUnreachableError)
+    assert not isinstance(error, RefusedError)
+    assert error.errno == errno.ECONNABORTED
+    assert [a.outcome for a in error.attempts] == [Outcome.FAILED, Outcome.FAILED]
+    assert all(a.tcp is not None for a in error.attempts)
+
+
+def test_the_timeout_bounds_the_handshakes(
+    assert_no_fd_leak: None,
+    connect: Connect,
+    server_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    with pair(_broken_v6(server_context, handshake="mute"), None) as (port, _):
+        with HTTPServer("127.0.0.1", port, server_context, handshake="mute"):
+            with pytest.raises(TimedOutError) as caught:
+                connect(port, timeout=0.6, ssl_context=client_ssl_context)
+    attempts = caught.value.attempts
+    assert [a.outcome for a in attempts] == [Outcome.TIMED_OUT, Outcome.TIMED_OUT]
+    assert all(a.tcp is not None for a in attempts)
+
+
+def test_invalid_tls_parameters_fail_at_once(client_ssl_context: ssl.SSLContext) -> None:
+    with pytest.raises(InvalidParameterError, match=r"ssl_context must be an ssl\.SSLContext"):
+        connect_by_name(NAME, 443, ssl_context=object())  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match="server_hostname needs an ssl_context"):
+        connect_by_name(NAME, 443, server_hostname=NAME)
+    with pytest.raises(InvalidParameterError, match="server_hostname must be"):
+        connect_by_name(NAME, 443, ssl_context=client_ssl_context, server_hostname="")
+
+
+# --------------------------------------------------------------------------- a client's check
+
+
+def _connect_checked(
+    port: int, context: ssl.SSLContext, check: Callable[[ssl.SSLSocket], None]
+) -> Any:
+    from connectbyname._parse import TLSOptions, options_from
+    from connectbyname._sync import connect
+
+    options = options_from({"resolver": StaticResolver({NAME: ["127.0.0.1"]})})
+    tls = TLSOptions(context, NAME, check)
+    return connect(NAME, port, options, timeout=10, tls=tls)
+
+
+def test_a_clients_own_check_failing_ends_the_call(
+    assert_no_fd_leak: None, server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    class Mismatch(ValueError):
+        pass
+
+    def check(sock: ssl.SSLSocket) -> None:
+        assert sock.getpeercert(binary_form=True)
+        raise Mismatch("fingerprint mismatch")
+
+    with HTTPServer("127.0.0.1", 0, server_context) as server:
+        with pytest.raises(CertificateError, match="fingerprint mismatch") as caught:
+            _connect_checked(server.port, client_ssl_context, check)
+    assert isinstance(caught.value.__cause__, Mismatch)
+
+
+def test_a_clients_check_passing_lets_the_connection_through(
+    server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    seen: list[str | None] = []
+    with HTTPServer("127.0.0.1", 0, server_context) as server:
+        conn = _connect_checked(server.port, client_ssl_context, lambda s: seen.append(s.version()))
+        conn.close()
+    assert seen == [conn.tls_version]
+
+
+def test_an_interruption_during_the_handshakes_closes_every_socket(
+    assert_no_fd_leak: None, server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    def interrupt(sock: ssl.SSLSocket) -> None:
+        raise KeyboardInterrupt
+
+    with HTTPServer("127.0.0.1", 0, server_context) as server:
+        with pytest.raises(KeyboardInterrupt):
+            _connect_checked(server.port, client_ssl_context, interrupt)
