@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import os
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -34,6 +36,7 @@ from connectbyname.testing import (
     no_fd_leak,
     patch_getaddrinfo,
 )
+from connectbyname.testing._loopback import _fd_table
 
 # Every hypothesis test is derandomized (a fixed seed, no example database), so that a
 # run is the same run everywhere and CI cannot fail on an example nobody saw before;
@@ -58,6 +61,47 @@ def fresh_history() -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- leaks
+
+
+#: Threads that outlive a test by design: the lookup pool's idle threads (they exit
+#: after IDLE_SECONDS), and trio's and asyncio's own worker-thread caches.
+_LASTING_THREADS = ("connectbyname-resolver", "Trio thread", "asyncio_", "ThreadPoolExecutor")
+
+
+@pytest.fixture(autouse=True)
+def nothing_outlives_the_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test: the descriptors and threads it started are gone when it ends (after
+    its own fixtures' teardown, which runs first: this fixture is set up first).
+
+    Fast when nothing is left: one read of the descriptor table; else the garbage
+    collector runs and the servers' threads get up to 2 s to finish closing."""
+    fds = _fd_table()
+    threads = set(threading.enumerate())
+    yield
+    if _fd_table() == fds and set(threading.enumerate()) <= threads:
+        return
+    deadline = time.monotonic() + 2.0
+    while True:
+        gc.collect()
+        leaked = {fd: t for fd, t in _fd_table().items() if fds.get(fd) != t}
+        alive = [
+            t
+            for t in set(threading.enumerate()) - threads
+            if t.is_alive() and not t.name.startswith(_LASTING_THREADS)
+        ]
+        if (not leaked and not alive) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)
+    problems = []
+    if leaked:
+        problems.append(
+            "file descriptors left open: "
+            + ", ".join(f"{fd} -> {t}" for fd, t in sorted(leaked.items()))
+        )
+    if alive:
+        problems.append("threads left running: " + ", ".join(sorted(t.name for t in alive)))
+    if problems:
+        pytest.fail(f"{request.node.nodeid}: " + "; ".join(problems), pytrace=False)
 
 
 @pytest.fixture
