@@ -41,6 +41,7 @@ from connectbyname import (
     TimedOutError,
 )
 from connectbyname._async import aconnect
+from connectbyname._events import OBSERVERS, EventListener, TLSStep
 from connectbyname._info import Connection
 from connectbyname._parse import Options
 from connectbyname._sync import connect
@@ -145,18 +146,39 @@ def restore_cause(exc: BaseException) -> ConnectByNameError | None:
 
 class Made:
     """What the engine made, shared by a connection's plain and TLS streams: its
-    information (cached, for `connection_info` after the client is closed) and the
-    rest of its connect budget."""
+    information (cached, for `connection_info` after the client is closed), the rest
+    of its connect budget, the engine's listener, and whether it was closed."""
 
-    __slots__ = ("_fresh", "_reused", "_uses", "connection")
+    __slots__ = ("_connected_at", "_fresh", "_reused", "_uses", "closed", "connection", "listener")
 
-    def __init__(self, connection: Connection, via_proxy: bool) -> None:
+    def __init__(
+        self, connection: Connection, via_proxy: bool, listener: EventListener | None = None
+    ) -> None:
         self.connection = connection
         self._fresh = ConnectionInfo.of(connection, via_proxy=via_proxy)
         self._reused = dataclasses.replace(self._fresh, reused=True)
         # next() on a count is atomic under the GIL: two threads sharing one HTTP/2
         # connection cannot both see its first use.
         self._uses = itertools.count()
+        self.listener = listener
+        self.closed = False
+        # When the call ended, on its clock: only for a listener's TLS events.
+        self._connected_at: float | None = None
+        if listener is not None or OBSERVERS:
+            self._connected_at = connection.clock()
+
+    def tls_step(self, server_name: str | None) -> TLSStep | None:
+        """The events of this connection's TLS handshake, beginning now (``None``
+        when nobody listens)."""
+        if self.listener is None and not OBSERVERS:
+            return None
+        connection = self.connection
+        elapsed = connection.elapsed
+        if self._connected_at is not None:
+            elapsed += max(0.0, connection.clock() - self._connected_at)
+        return TLSStep.begin(
+            self.listener, server_name, self._fresh.remote_address, elapsed, connection.clock
+        )
 
     @property
     def info(self) -> ConnectionInfo:
@@ -245,6 +267,7 @@ class SyncStream(httpcore.NetworkStream):
             raise error from exc
 
     def close(self) -> None:
+        self._made.closed = True
         self._sock.close()
 
     def start_tls(
@@ -253,6 +276,7 @@ class SyncStream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
+        step = self._made.tls_step(server_hostname)
         try:
             if isinstance(self._sock, ssl.SSLSocket):
                 # An SSLSocket cannot be wrapped again (HTTPS through an HTTPS proxy).
@@ -264,11 +288,15 @@ class SyncStream(httpcore.NetworkStream):
             self._sock.settimeout(self._made.tls_timeout(timeout))
             tls = ssl_context.wrap_socket(self._sock, server_hostname=server_hostname)
         except BaseException as exc:
+            if step is not None:
+                step.failed(exc)
             self.close()
             error = translate(exc, CONNECT, SOCKET_ERRORS)
             if error is exc:
                 raise
             raise error from exc
+        if step is not None:
+            step.finished(tls.version(), tls.selected_alpn_protocol())
         return SyncStream(tls, self._made)
 
     def get_extra_info(self, info: str) -> Any:
@@ -298,7 +326,7 @@ class SyncBackend(httpcore.NetworkBackend):
             raise engine_error(exc) from exc
         # As httpcore's own backends: requests go out at once, not after Nagle's delay.
         conn.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return SyncStream(conn.socket, Made(conn, self._via_proxy))
+        return SyncStream(conn.socket, Made(conn, self._via_proxy, self._options.listener))
 
     def sleep(self, seconds: float) -> None:
         import time
@@ -469,6 +497,7 @@ class AsyncStream(httpcore.AsyncNetworkStream):
             raise error from exc
 
     async def aclose(self) -> None:
+        self._made.closed = True
         await self._stream.aclose()
 
     async def start_tls(
@@ -478,10 +507,14 @@ class AsyncStream(httpcore.AsyncNetworkStream):
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
         io = self._io
+        step = self._made.tls_step(server_hostname)
         try:
             budget = self._made.tls_timeout(timeout)
             tls = await io.start_tls(self._stream, ssl_context, server_hostname, budget)
         except BaseException as exc:
+            if step is not None:
+                step.failed(exc)
+            self._made.closed = True
             # Forcefully: also when the handshake was cancelled, the socket is closed
             # before the cancellation goes on.
             await io.aclose_forcefully(self._stream)
@@ -491,6 +524,9 @@ class AsyncStream(httpcore.AsyncNetworkStream):
             if error is exc:
                 raise
             raise error from exc
+        if step is not None:
+            tls_object = io.ssl_object(tls)
+            step.finished(tls_object.version(), tls_object.selected_alpn_protocol())
         return AsyncStream(io, tls, self._socket, self._made)
 
     def get_extra_info(self, info: str) -> Any:
@@ -518,7 +554,8 @@ class AsyncBackend(httpcore.AsyncNetworkBackend):
         try:
             io = _event_loop_io()
             stream = await io.astream(conn.socket)
-            return AsyncStream(io, stream, conn.socket, Made(conn, self._via_proxy))
+            made = Made(conn, self._via_proxy, self._options.listener)
+            return AsyncStream(io, stream, conn.socket, made)
         except BaseException:
             conn.close()
             raise
