@@ -54,6 +54,7 @@ import importlib.metadata
 import socket
 import ssl
 import sys
+import time
 import types
 from collections.abc import Callable
 from typing import Any, Final, Unpack
@@ -215,6 +216,13 @@ def _new_conn(self: _connection.HTTPConnection) -> socket.socket:
         # urllib3's own switch to IPv4 only (HAS_IPV6, or a patched allowed_gai_family).
         options = dataclasses.replace(options, family=socket.AF_INET)
     timeout = Timeout.resolve_default_timeout(self.timeout)
+    # For the TLS events: when the call began, on the engine's clock (time.monotonic).
+    began = (
+        time.monotonic()
+        if isinstance(self, _connection.HTTPSConnection)
+        and (options.listener is not None or OBSERVERS)
+        else None
+    )
     try:
         # _dns_host keeps a trailing dot (a fully qualified name for the resolver);
         # self.host, used for Host and SNI, drops it.
@@ -238,23 +246,25 @@ def _new_conn(self: _connection.HTTPConnection) -> socket.socket:
         raise
     # With a proxy the socket goes to the proxy, whether it forwards or tunnels.
     self._connectbyname_info = ConnectionInfo.of(made, via_proxy=self.proxy is not None)  # type: ignore[attr-defined]
-    if isinstance(self, _connection.HTTPSConnection) and (
-        options.listener is not None or OBSERVERS
-    ):
+    if began is not None:
         # The handshake follows (after a proxy's CONNECT, when tunnelling).
         self._connectbyname_tls = TLSStep.begin(  # type: ignore[attr-defined]
-            options.listener, _server_name(self), made.remote_address, made.elapsed, made.clock
+            options.listener,
+            _server_name(self),
+            made.remote_address,
+            made.clock() - began,
+            made.clock,
         )
     return made.socket
 
 
-def _server_name(conn: _connection.HTTPSConnection) -> str:
+def _server_name(conn: Any) -> str:
     """The name the TLS handshake sends and checks, as urllib3 works it out."""
-    name = conn.server_hostname
+    name: str | None = conn.server_hostname
     if name is None:
         # PRIVATE API of http.client (see above): the origin behind a CONNECT tunnel.
         tunnel = getattr(conn, "_tunnel_host", None) if conn.proxy_is_tunneling else None
-        name = tunnel or conn.host
+        name = str(tunnel or conn.host)
     return name.rstrip(".")
 
 
