@@ -18,6 +18,7 @@ import select
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -105,11 +106,14 @@ def translate(exc: BaseException, operation: _Operation, raises: _Raises) -> Bas
     if isinstance(exc, raises.timeouts):
         return operation.timeout(exc)
     if isinstance(exc, raises.failures):
-        # trio raises a bare BrokenResourceError from the error that broke the stream
-        # (a failed certificate check, a reset): say that one.
-        reason = exc.__cause__ if not str(exc) and exc.__cause__ is not None else exc
-        return operation.failure(reason)
+        return operation.failure(reason_of(exc))
     return exc
+
+
+def reason_of(exc: BaseException) -> BaseException:
+    """What broke: trio raises a bare BrokenResourceError from the error that broke the
+    stream (a failed certificate check, a reset), which is the one to say."""
+    return exc.__cause__ if not str(exc) and exc.__cause__ is not None else exc
 
 
 def engine_error(error: ConnectByNameError) -> Exception:
@@ -149,10 +153,14 @@ class Made:
     information (cached, for `connection_info` after the client is closed), the rest
     of its connect budget, the engine's listener, and whether it was closed."""
 
-    __slots__ = ("_connected_at", "_fresh", "_reused", "_uses", "closed", "connection", "listener")
+    __slots__ = ("_began", "_fresh", "_reused", "_uses", "closed", "connection", "listener")
 
     def __init__(
-        self, connection: Connection, via_proxy: bool, listener: EventListener | None = None
+        self,
+        connection: Connection,
+        via_proxy: bool,
+        listener: EventListener | None = None,
+        began: float | None = None,
     ) -> None:
         self.connection = connection
         self._fresh = ConnectionInfo.of(connection, via_proxy=via_proxy)
@@ -162,10 +170,9 @@ class Made:
         self._uses = itertools.count()
         self.listener = listener
         self.closed = False
-        # When the call ended, on its clock: only for a listener's TLS events.
-        self._connected_at: float | None = None
-        if listener is not None or OBSERVERS:
-            self._connected_at = connection.clock()
+        # When the call began, on its clock (taken by the backend just before it, when
+        # someone listens): for the TLS events' elapsed.
+        self._began = began
 
     def tls_step(self, server_name: str | None) -> TLSStep | None:
         """The events of this connection's TLS handshake, beginning now (``None``
@@ -173,9 +180,8 @@ class Made:
         if self.listener is None and not OBSERVERS:
             return None
         connection = self.connection
-        elapsed = connection.elapsed
-        if self._connected_at is not None:
-            elapsed += max(0.0, connection.clock() - self._connected_at)
+        began = self._began
+        elapsed = connection.elapsed if began is None else connection.clock() - began
         return TLSStep.begin(
             self.listener, server_name, self._fresh.remote_address, elapsed, connection.clock
         )
@@ -320,17 +326,17 @@ class SyncBackend(httpcore.NetworkBackend):
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.NetworkStream:
         arguments = _engine_arguments(local_address, socket_options)
+        listener = self._options.listener
+        began = time.monotonic() if listener is not None or OBSERVERS else None
         try:
             conn = connect(host, port, self._options, timeout=timeout, **arguments)
         except ConnectByNameError as exc:
             raise engine_error(exc) from exc
         # As httpcore's own backends: requests go out at once, not after Nagle's delay.
         conn.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return SyncStream(conn.socket, Made(conn, self._via_proxy, self._options.listener))
+        return SyncStream(conn.socket, Made(conn, self._via_proxy, listener, began))
 
     def sleep(self, seconds: float) -> None:
-        import time
-
         time.sleep(seconds)
 
 
@@ -513,7 +519,7 @@ class AsyncStream(httpcore.AsyncNetworkStream):
             tls = await io.start_tls(self._stream, ssl_context, server_hostname, budget)
         except BaseException as exc:
             if step is not None:
-                step.failed(exc)
+                step.failed(reason_of(exc))
             self._made.closed = True
             # Forcefully: also when the handshake was cancelled, the socket is closed
             # before the cancellation goes on.
@@ -547,6 +553,9 @@ class AsyncBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         arguments = _engine_arguments(local_address, socket_options)
+        listener = self._options.listener
+        # The async engine's clock: the event loop's.
+        began = anyio.current_time() if listener is not None or OBSERVERS else None
         try:
             conn = await aconnect(host, port, self._options, timeout=timeout, **arguments)
         except ConnectByNameError as exc:
@@ -554,7 +563,7 @@ class AsyncBackend(httpcore.AsyncNetworkBackend):
         try:
             io = _event_loop_io()
             stream = await io.astream(conn.socket)
-            made = Made(conn, self._via_proxy, self._options.listener)
+            made = Made(conn, self._via_proxy, listener, began)
             return AsyncStream(io, stream, conn.socket, made)
         except BaseException:
             conn.close()
