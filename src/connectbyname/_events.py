@@ -215,10 +215,10 @@ def tell(listener: EventListener, method: str, event: object) -> None:
     try:
         getattr(listener, method)(event)
     except Exception:
-        _log_once(listener, method)
+        log_once(listener, method)
 
 
-def _log_once(listener: object, method: str) -> None:
+def log_once(listener: object, method: str) -> None:
     """Log the exception being handled, raised by ``listener``'s ``method``, unless that
     listener's method raised before. Listeners an observer makes per call are logged
     as their observer (``log_as``), so that a broken one is logged once, not per call."""
@@ -307,7 +307,7 @@ def made_by(observers: list[Observer], method: str, *args: object) -> list[CallL
         try:
             listener = getattr(observer, method)(*args)
         except Exception:
-            _log_once(observer, method)
+            log_once(observer, method)
             continue
         if listener is not None:
             made.append(listener)

@@ -21,7 +21,7 @@ import dataclasses
 from collections.abc import Generator
 from typing import Any
 
-from ._events import OBSERVERS, CallListener, EventListener, joined, made_by, tell
+from ._events import OBSERVERS, CallListener, EventListener, joined, log_once, tell
 from ._info import Connection
 from ._parse import CallOptions, Options, Target
 from ._race import Events, race
@@ -33,12 +33,27 @@ def observed_race(
     target: Target, options: Options, call: CallOptions, *args: Any, **kwargs: Any
 ) -> Race:
     """`race`, with the listeners the observers make for this call told too."""
-    made = made_by(OBSERVERS, "connect", target.host, target.port)
-    if not made:
+    # made_by(), written out: this runs on every call while an observer is installed,
+    # most often to learn that it makes no listener (a span that does not record).
+    made: list[CallListener] | None = None
+    host, port = target.host, target.port
+    # The list itself, not a copy: observe() replaces its items in one step, and an
+    # observer added or removed meanwhile is simply asked or not.
+    for observer in OBSERVERS:
+        try:
+            listener = observer.connect(host, port)
+        except Exception:
+            log_once(observer, "connect")
+            continue
+        if listener is not None:
+            if made is None:
+                made = [listener]
+            else:
+                made.append(listener)
+    if made is None:
         return race(target, options, call, *args, **kwargs)
     own: list[EventListener] = [] if options.listener is None else [options.listener]
-    listener = joined([*own, *made])
-    options = dataclasses.replace(options, listener=listener)
+    options = dataclasses.replace(options, listener=joined([*own, *made]))
     return _watched(race(target, options, call, *args, **kwargs), made)
 
 
