@@ -880,12 +880,108 @@ def _bench_happy(plan: Plan, resolver: BenchResolver, server: BenchServer) -> li
         ],
     )
     benches.append(bench)
+    benches.append(bench_events(plan, server))
     # The literal benchmark above ran with the system's getaddrinfo; the rest use a name
     # (but for localhost, which the system answers from /etc/hosts).
     system = socket.getaddrinfo
     with patch_getaddrinfo(resolver):
         benches.extend(_bench_requests(plan, resolver, server, system))
     return benches
+
+
+# --------------------------------------------------------------------------- events, otel
+
+#: The engine's variants measured against the engine without a listener: (name, label,
+#: target). The issue's targets: an empty listener within 1%, otel with a no-op tracer
+#: provider within 5%; tracing that records has none (it shows what a span costs).
+EVENT_VARIANTS = (
+    ("listener", "engine + EventListener() (empty methods)", 0.99),
+    ("otel-noop", "engine + otel.instrument(NoOpTracerProvider())", 0.95),
+    ("otel-sdk", "engine + otel.instrument(SDK provider, recording, no exporter)", None),
+)
+
+
+def events_connect_rate(variant: str | None, port: int, count: int) -> Sample:
+    """`connect_rate`'s engine side (connect_by_name to the 127.0.0.1 literal, ``count``
+    times), with an empty listener, or under connectbyname.otel (``variant``), or as it
+    is (``None``). otel is instrumented for the batch only, untimed."""
+    from connectbyname import EventListener
+
+    listener = EventListener() if variant == "listener" else None
+    uninstrument: Callable[[], None] | None = None
+    if variant is not None and variant.startswith("otel"):
+        from opentelemetry.trace import NoOpTracerProvider
+
+        from connectbyname import otel
+
+        provider: Any = NoOpTracerProvider()
+        if variant == "otel-sdk":
+            from opentelemetry.sdk.trace import TracerProvider
+
+            provider = TracerProvider()
+        otel.instrument(provider)
+        uninstrument = otel.uninstrument
+    try:
+        started = time.perf_counter()
+        for _ in range(count):
+            connect_by_name("127.0.0.1", port, timeout=3.0, listener=listener).close()
+        return Sample(count / (time.perf_counter() - started))
+    finally:
+        if uninstrument is not None:
+            uninstrument()
+
+
+def bench_events(plan: Plan, server: BenchServer) -> Bench:
+    """The happy-path connect rate with events and OpenTelemetry, each row against the
+    engine without them, measured in turn (as the connect_rate_literal row)."""
+    connects = plan.n(150, 100)
+    bench = Bench(
+        "connect_rate_events",
+        "connects/s, events and otel",
+        "Happy path with events: connects per second to the 127.0.0.1 literal, engine "
+        "with a listener or connectbyname.otel vs the engine without",
+        "/s",
+        f"Batches of {connects} connect_by_name (timeout 3 s) + close to the sink; 'stock' "
+        "is the engine without a listener or otel, 'adapted' the engine with what the "
+        "row names (otel instrumented for its batches only). Batches alternate. One "
+        "warm-up batch each, not counted.",
+        {"connects_per_sample": connects},
+    )
+    print(f"\n{bench.title}")
+    specs = []
+    for variant, text, target in EVENT_VARIANTS:
+        unavailable = None
+        if variant.startswith("otel"):
+            module = "opentelemetry.sdk" if variant == "otel-sdk" else "opentelemetry.trace"
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                unavailable = f"not available: {module} is not installed"
+        if unavailable is None:
+            events_connect_rate(None, server.sink_port, connects)
+            events_connect_rate(variant, server.sink_port, connects)
+
+        def sample(adapted: bool, variant: str = variant) -> Sample:
+            return events_connect_rate(variant if adapted else None, server.sink_port, connects)
+
+        targets = []
+        if target is not None:
+            within = f"{(1 - target) * 100:.0f}%"
+            targets.append(ratio_at_least(target, f"ratio >= {target:g} (within {within})"))
+        specs.append(
+            RowSpec(
+                ENGINE,
+                sample,
+                plan.n(61, 15),
+                plan.n(61, 15),
+                targets=targets,
+                label=f"{text} vs engine",
+                unavailable=unavailable,
+                param=variant,
+            )
+        )
+    run_rows(bench, specs)
+    return bench
 
 
 def _bench_requests(
