@@ -39,10 +39,11 @@ A TLS handshake that an adapter does after the connect (HTTPS) is a span of its 
 (Once the engine does the handshake inside the race, it becomes an event ``tls`` of
 the ``connect`` span.)
 
-Cost: every call asks the tracer for a span; a span that does not record (a no-op
-tracer provider, or a sampler that drops it) makes the call run exactly as without
-tracing, with no event made. The span is started, never made current: nothing runs
-inside a connect that could be its child, and no context is attached or detached.
+Cost: every call asks the tracer for a span (but a no-op tracer's: it never records);
+a span that does not record (a sampler dropped it, or no provider is set yet) makes
+the call run exactly as without tracing, with no event made. The span is started,
+never made current: nothing runs inside a connect that could be its child, and no
+context is attached or detached.
 
 Needs ``opentelemetry-api`` only (the ``otel`` extra); the SDK, or any other
 implementation, is the application's choice.
@@ -165,8 +166,14 @@ class _Tracing(Observer):
 
     def __init__(self, tracer: trace.Tracer) -> None:
         self._tracer = tracer
+        # A no-op tracer (a NoOpTracerProvider's, or the SDK's with OTEL_SDK_DISABLED)
+        # never records: no span is asked for. (A proxy tracer, the global provider's
+        # before one is set, may start recording later: it is asked every time.)
+        self._never = isinstance(tracer, trace.NoOpTracer)
 
     def connect(self, host: str, port: int) -> CallListener | None:
+        if self._never:
+            return None
         span = self._tracer.start_span(
             "connect",
             kind=SpanKind.CLIENT,
@@ -177,6 +184,8 @@ class _Tracing(Observer):
         return _ConnectSpan(span, self)
 
     def tls(self, server_name: str | None, address: Address | None) -> CallListener | None:
+        if self._never:
+            return None
         attributes: dict[str, Any] = {}
         if server_name is not None:
             attributes["server.address"] = server_name
