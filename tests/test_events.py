@@ -588,6 +588,28 @@ def test_an_observer_that_raises_is_logged_once(
     assert len([r for r in caplog.records if "raised in connect" in r.getMessage()]) == 1
 
 
+def test_a_per_call_listener_that_raises_is_logged_once_as_its_observer(
+    observed: Callable[[Observer], None], http_server: HTTPServer, caplog: Any
+) -> None:
+    class Failing(CallListener):
+        def connect_finished(self, event: object) -> None:
+            raise RuntimeError("per-call listener bug")
+
+    class Making(Observer):
+        def connect(self, host: str, port: int) -> CallListener | None:
+            listener = Failing()
+            listener.log_as = self
+            return listener
+
+    observed(Making())
+    with caplog.at_level(logging.ERROR, logger="connectbyname"):
+        for _ in range(3):
+            with connectbyname.connect_by_name("127.0.0.1", http_server.port):
+                pass
+    logged = [r for r in caplog.records if "raised in connect_finished" in r.getMessage()]
+    assert len(logged) == 1
+
+
 def test_requests_session_events_reach_both_listeners(
     observed: Callable[[Observer], None], http_server: HTTPServer
 ) -> None:
