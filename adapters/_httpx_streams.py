@@ -18,6 +18,7 @@ import select
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -41,6 +42,7 @@ from connectbyname import (
     TimedOutError,
 )
 from connectbyname._async import aconnect
+from connectbyname._events import OBSERVERS, EventListener, TLSStep
 from connectbyname._info import Connection
 from connectbyname._parse import Options
 from connectbyname._sync import connect
@@ -104,11 +106,14 @@ def translate(exc: BaseException, operation: _Operation, raises: _Raises) -> Bas
     if isinstance(exc, raises.timeouts):
         return operation.timeout(exc)
     if isinstance(exc, raises.failures):
-        # trio raises a bare BrokenResourceError from the error that broke the stream
-        # (a failed certificate check, a reset): say that one.
-        reason = exc.__cause__ if not str(exc) and exc.__cause__ is not None else exc
-        return operation.failure(reason)
+        return operation.failure(reason_of(exc))
     return exc
+
+
+def reason_of(exc: BaseException) -> BaseException:
+    """What broke: trio raises a bare BrokenResourceError from the error that broke the
+    stream (a failed certificate check, a reset), which is the one to say."""
+    return exc.__cause__ if not str(exc) and exc.__cause__ is not None else exc
 
 
 def engine_error(error: ConnectByNameError) -> Exception:
@@ -145,18 +150,41 @@ def restore_cause(exc: BaseException) -> ConnectByNameError | None:
 
 class Made:
     """What the engine made, shared by a connection's plain and TLS streams: its
-    information (cached, for `connection_info` after the client is closed) and the
-    rest of its connect budget."""
+    information (cached, for `connection_info` after the client is closed), the rest
+    of its connect budget, the engine's listener, and whether it was closed."""
 
-    __slots__ = ("_fresh", "_reused", "_uses", "connection")
+    __slots__ = ("_began", "_fresh", "_reused", "_uses", "closed", "connection", "listener")
 
-    def __init__(self, connection: Connection, via_proxy: bool) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        via_proxy: bool,
+        listener: EventListener | None = None,
+        began: float | None = None,
+    ) -> None:
         self.connection = connection
         self._fresh = ConnectionInfo.of(connection, via_proxy=via_proxy)
         self._reused = dataclasses.replace(self._fresh, reused=True)
         # next() on a count is atomic under the GIL: two threads sharing one HTTP/2
         # connection cannot both see its first use.
         self._uses = itertools.count()
+        self.listener = listener
+        self.closed = False
+        # When the call began, on its clock (taken by the backend just before it, when
+        # someone listens): for the TLS events' elapsed.
+        self._began = began
+
+    def tls_step(self, server_name: str | None) -> TLSStep | None:
+        """The events of this connection's TLS handshake, beginning now (``None``
+        when nobody listens)."""
+        if self.listener is None and not OBSERVERS:
+            return None
+        connection = self.connection
+        began = self._began
+        elapsed = connection.elapsed if began is None else connection.clock() - began
+        return TLSStep.begin(
+            self.listener, server_name, self._fresh.remote_address, elapsed, connection.clock
+        )
 
     @property
     def info(self) -> ConnectionInfo:
@@ -245,6 +273,7 @@ class SyncStream(httpcore.NetworkStream):
             raise error from exc
 
     def close(self) -> None:
+        self._made.closed = True
         self._sock.close()
 
     def start_tls(
@@ -253,6 +282,7 @@ class SyncStream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
+        step = self._made.tls_step(server_hostname)
         try:
             if isinstance(self._sock, ssl.SSLSocket):
                 # An SSLSocket cannot be wrapped again (HTTPS through an HTTPS proxy).
@@ -264,11 +294,15 @@ class SyncStream(httpcore.NetworkStream):
             self._sock.settimeout(self._made.tls_timeout(timeout))
             tls = ssl_context.wrap_socket(self._sock, server_hostname=server_hostname)
         except BaseException as exc:
+            if step is not None:
+                step.failed(exc)
             self.close()
             error = translate(exc, CONNECT, SOCKET_ERRORS)
             if error is exc:
                 raise
             raise error from exc
+        if step is not None:
+            step.finished(tls.version(), tls.selected_alpn_protocol())
         return SyncStream(tls, self._made)
 
     def get_extra_info(self, info: str) -> Any:
@@ -292,17 +326,17 @@ class SyncBackend(httpcore.NetworkBackend):
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.NetworkStream:
         arguments = _engine_arguments(local_address, socket_options)
+        listener = self._options.listener
+        began = time.monotonic() if listener is not None or OBSERVERS else None
         try:
             conn = connect(host, port, self._options, timeout=timeout, **arguments)
         except ConnectByNameError as exc:
             raise engine_error(exc) from exc
         # As httpcore's own backends: requests go out at once, not after Nagle's delay.
         conn.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return SyncStream(conn.socket, Made(conn, self._via_proxy))
+        return SyncStream(conn.socket, Made(conn, self._via_proxy, listener, began))
 
     def sleep(self, seconds: float) -> None:
-        import time
-
         time.sleep(seconds)
 
 
@@ -469,6 +503,7 @@ class AsyncStream(httpcore.AsyncNetworkStream):
             raise error from exc
 
     async def aclose(self) -> None:
+        self._made.closed = True
         await self._stream.aclose()
 
     async def start_tls(
@@ -478,10 +513,14 @@ class AsyncStream(httpcore.AsyncNetworkStream):
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
         io = self._io
+        step = self._made.tls_step(server_hostname)
         try:
             budget = self._made.tls_timeout(timeout)
             tls = await io.start_tls(self._stream, ssl_context, server_hostname, budget)
         except BaseException as exc:
+            if step is not None:
+                step.failed(reason_of(exc))
+            self._made.closed = True
             # Forcefully: also when the handshake was cancelled, the socket is closed
             # before the cancellation goes on.
             await io.aclose_forcefully(self._stream)
@@ -491,6 +530,9 @@ class AsyncStream(httpcore.AsyncNetworkStream):
             if error is exc:
                 raise
             raise error from exc
+        if step is not None:
+            tls_object = io.ssl_object(tls)
+            step.finished(tls_object.version(), tls_object.selected_alpn_protocol())
         return AsyncStream(io, tls, self._socket, self._made)
 
     def get_extra_info(self, info: str) -> Any:
@@ -511,6 +553,9 @@ class AsyncBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         arguments = _engine_arguments(local_address, socket_options)
+        listener = self._options.listener
+        # The async engine's clock: the event loop's.
+        began = anyio.current_time() if listener is not None or OBSERVERS else None
         try:
             conn = await aconnect(host, port, self._options, timeout=timeout, **arguments)
         except ConnectByNameError as exc:
@@ -518,7 +563,8 @@ class AsyncBackend(httpcore.AsyncNetworkBackend):
         try:
             io = _event_loop_io()
             stream = await io.astream(conn.socket)
-            return AsyncStream(io, stream, conn.socket, Made(conn, self._via_proxy))
+            made = Made(conn, self._via_proxy, listener, began)
+            return AsyncStream(io, stream, conn.socket, made)
         except BaseException:
             conn.close()
             raise

@@ -29,12 +29,18 @@ connection then runs on trio's own streams, as stock httpx's do there.
   ``transport=`` ignores environment proxies itself, so the transport honours them.
 - `connectbyname.connection_info` works on every response, also after the body was
   read and the client closed.
+- Events: an engine ``listener`` is also told each connection's TLS handshake
+  (``tls_started``, ``tls_finished``) and its use by a request: ``connection_acquired``
+  (new or reused) once httpcore's pool gave the request a connection and the
+  response's headers arrived (the pool has no public hook before that), and
+  ``connection_released`` when the response is closed (``kept``: the connection
+  stayed open for another request).
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Unpack, cast
 
@@ -47,7 +53,13 @@ except ModuleNotFoundError as exc:
     missing_client(exc, "httpx")
 
 from connectbyname import EngineOptions
-from connectbyname._info import INFO_KEY
+from connectbyname._events import (
+    ConnectionAcquired,
+    ConnectionReleased,
+    EventListener,
+    tell,
+)
+from connectbyname._info import INFO_KEY, ConnectionInfo
 from connectbyname._parse import options_from
 
 from ._httpx_pool import (
@@ -79,13 +91,73 @@ check_private_api()
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
-def _attach_info(response: httpx.Response) -> httpx.Response:
+def _attach_info(response: httpx.Response, listener: EventListener | None) -> httpx.Response:
+    """Put the connection's info on the response; with a listener, tell it that the
+    request acquired the connection, and that it releases it when the response closes."""
     stream = response.extensions.get("network_stream")
     if stream is not None:
         made = stream.get_extra_info(CONNECTION_KEY)
         if isinstance(made, Made):
-            response.extensions[INFO_KEY] = made.response_info()
+            info = response.extensions[INFO_KEY] = made.response_info()
+            if listener is not None:
+                tell(listener, "connection_acquired", ConnectionAcquired(info, info.reused))
+                release = _Release(listener, info, made)
+                if isinstance(response.stream, httpx.AsyncByteStream):
+                    response.stream = _AsyncReleasing(response.stream, release)
+                else:
+                    response.stream = _Releasing(response.stream, release)
     return response
+
+
+class _Release:
+    """Tells ``connection_released`` once, when the response is closed."""
+
+    __slots__ = ("info", "listener", "made", "told")
+
+    def __init__(self, listener: EventListener, info: ConnectionInfo, made: Made) -> None:
+        self.listener, self.info, self.made, self.told = listener, info, made, False
+
+    def __call__(self) -> None:
+        if not self.told:
+            self.told = True
+            released = ConnectionReleased(self.info, kept=not self.made.closed)
+            tell(self.listener, "connection_released", released)
+
+
+class _Releasing(httpx.SyncByteStream):
+    """A response's stream that tells the release when closed (httpcore's pool takes the
+    connection back as it closes)."""
+
+    def __init__(self, stream: Any, release: _Release) -> None:
+        self._stream = stream
+        self._release = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._stream
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            self._release()
+
+
+class _AsyncReleasing(httpx.AsyncByteStream):
+    """`_Releasing` for async responses."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, release: _Release) -> None:
+        self._stream = stream
+        self._release = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            self._release()
 
 
 def _configure(
@@ -111,6 +183,7 @@ def _configure(
         backend = AsyncBackend(options, via_proxy=checked is not None)
         classes = (httpcore.AsyncConnectionPool, httpcore.AsyncHTTPProxy, httpcore.AsyncSOCKSProxy)
     install_pool(transport, build_pool(checked, backend, settings, classes))
+    transport._listener = options.listener
     transport._proxies = environment_proxies(trust_env and proxy is None)
     # The SSL context made above goes to the proxy transports as it is, so it is made
     # (and the CA bundle read) once.
@@ -130,6 +203,7 @@ class _Arguments:
 
     _proxies: dict[str, str]
     _routes: dict[str, Any]
+    _listener: EventListener | None
 
     def __init__(  # noqa: PLR0917 (httpx.HTTPTransport's positional parameters)
         self,
@@ -183,7 +257,7 @@ class ConnectByNameTransport(_Arguments, httpx.HTTPTransport):
         except (httpx.ConnectError, httpx.ConnectTimeout, ConnectByNameAddressDeniedError) as exc:
             restore_cause(exc)
             raise
-        return _attach_info(response)
+        return _attach_info(response, self._listener)
 
     def close(self) -> None:
         try:
@@ -219,7 +293,7 @@ class AsyncConnectByNameTransport(_Arguments, httpx.AsyncHTTPTransport):
         except (httpx.ConnectError, httpx.ConnectTimeout, ConnectByNameAddressDeniedError) as exc:
             restore_cause(exc)
             raise
-        return _attach_info(response)
+        return _attach_info(response, self._listener)
 
     async def aclose(self) -> None:
         try:

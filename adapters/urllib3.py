@@ -31,6 +31,14 @@ Every response carries its connection's `connectbyname.ConnectionInfo`: read it 
 injected, an HTTPS connection raises `NotImplementedError` rather than speak HTTP/1.1
 over a connection that negotiated h2.
 
+Events: an engine ``listener`` (given to a drop-in class or to `inject_into_urllib3`)
+is also told the TLS handshake of an HTTPS connection (``tls_started`` once the socket
+is connected, or the proxy's tunnel is, ``tls_finished`` when the handshake is over),
+and its pool's use of each connection: ``connection_acquired`` (a new connection once
+connected, a kept-alive one when the pool hands it out) and ``connection_released``
+(back to the pool, or closed: by the server's ``Connection: close`` as soon as its
+response arrives, or after an error). Without a listener none of this is made.
+
 urllib3's private API is touched in one place, the section "urllib3 private API"
 below, and checked when this module is imported.
 """
@@ -41,10 +49,13 @@ import collections
 import dataclasses
 import difflib
 import functools
+import http.client
 import importlib.metadata
 import socket
 import ssl
 import sys
+import time
+import types
 from collections.abc import Callable
 from typing import Any, Final, Unpack
 
@@ -72,6 +83,14 @@ from connectbyname import (
     NameResolutionError,
     PolicyDenial,
     TimedOutError,
+)
+from connectbyname._events import (
+    OBSERVERS,
+    ConnectionAcquired,
+    ConnectionReleased,
+    EventListener,
+    TLSStep,
+    tell,
 )
 from connectbyname._info import INFO_KEY
 from connectbyname._parse import DEFAULT_OPTIONS, ENGINE_OPTIONS, Options, options_from
@@ -139,26 +158,40 @@ def _urllib3_error(error: ConnectByNameError, conn: _connection.HTTPConnection) 
 # All of urllib3's private API this adapter touches: HTTPConnection._new_conn (called by
 # HTTPConnection.connect and HTTPSConnection.connect to make the socket, overridden by
 # SOCKSConnection) and the _dns_host attribute (the host with its trailing dot, for
-# resolution). _check_private_api() checks both when this module is imported.
+# resolution); for the events of a listener only, HTTPConnectionPool._get_conn and
+# _put_conn (where urlopen takes a connection from its pool and puts it back, the
+# latter also from HTTPResponse.release_conn), and http.client's _tunnel_host (the
+# origin behind a CONNECT tunnel, the TLS server name). _check_private_api() checks
+# them all when this module is imported.
 
 _STOCK_NEW_CONN: Final = _connection.HTTPConnection._new_conn
 _STOCK_HTTPS_CLASS: Final = _connection.HTTPSConnection
 _STOCK_CONNECT: Final = (_connection.HTTPConnection.connect, _connection.HTTPSConnection.connect)
 _STOCK_GETRESPONSE: Final = _connection.HTTPConnection.getresponse
+_STOCK_CLOSE: Final = _connection.HTTPConnection.close
+_STOCK_GET_CONN: Final = _connectionpool.HTTPConnectionPool._get_conn
+_STOCK_PUT_CONN: Final = _connectionpool.HTTPConnectionPool._put_conn
+
+#: (function, the names its code must use), for _check_private_api.
+_PRIVATE_USES: Final = (
+    (_STOCK_NEW_CONN, ("create_connection", "_dns_host")),
+    (_connectionpool.HTTPConnectionPool.urlopen, ("_get_conn", "_put_conn")),
+    (HTTPResponse.release_conn, ("_put_conn",)),
+    (http.client.HTTPConnection.set_tunnel, ("_tunnel_host",)),
+)
 
 
 def _check_private_api() -> None:
-    if "create_connection" in _STOCK_NEW_CONN.__code__.co_names and "_dns_host" in (
-        _STOCK_NEW_CONN.__code__.co_names
-    ):
-        return
-    version = importlib.metadata.version("urllib3")
-    raise ImportError(
-        f"connectbyname.adapters.urllib3 works with {TESTED}; urllib3 {version}'s "
-        "HTTPConnection._new_conn no longer makes its socket with "
-        "urllib3.util.connection.create_connection from _dns_host, which this adapter "
-        "replaces. Install a tested urllib3, or a newer connectbyname."
-    )
+    for function, names in _PRIVATE_USES:
+        missing = [name for name in names if name not in function.__code__.co_names]
+        if missing:
+            version = importlib.metadata.version("urllib3")
+            raise ImportError(
+                f"connectbyname.adapters.urllib3 works with {TESTED}; with urllib3 "
+                f"{version}, {function.__qualname__} no longer uses {', '.join(missing)}, "
+                "which this adapter relies on. Install a tested urllib3, or a newer "
+                "connectbyname."
+            )
 
 
 _check_private_api()
@@ -184,6 +217,13 @@ def _new_conn(self: _connection.HTTPConnection) -> socket.socket:
         # urllib3's own switch to IPv4 only (HAS_IPV6, or a patched allowed_gai_family).
         options = dataclasses.replace(options, family=socket.AF_INET)
     timeout = Timeout.resolve_default_timeout(self.timeout)
+    # For the TLS events: when the call began, on the engine's clock (time.monotonic).
+    began = (
+        time.monotonic()
+        if isinstance(self, _connection.HTTPSConnection)
+        and (options.listener is not None or OBSERVERS)
+        else None
+    )
     try:
         # _dns_host keeps a trailing dot (a fully qualified name for the resolver);
         # self.host, used for Host and SNI, drops it.
@@ -209,7 +249,48 @@ def _new_conn(self: _connection.HTTPConnection) -> socket.socket:
         raise
     # With a proxy the socket goes to the proxy, whether it forwards or tunnels.
     self._connectbyname_info = ConnectionInfo.of(made, via_proxy=self.proxy is not None)  # type: ignore[attr-defined]
+    if began is not None:
+        # The handshake follows (after a proxy's CONNECT, when tunnelling).
+        self._connectbyname_tls = TLSStep.begin(  # type: ignore[attr-defined]
+            options.listener,
+            _server_name(self),
+            made.remote_address,
+            made.clock() - began,
+            made.clock,
+        )
     return made.socket
+
+
+def _server_name(conn: Any) -> str:
+    """The name the TLS handshake sends and checks, as urllib3 works it out."""
+    name: str | None = conn.server_hostname
+    if name is None:
+        # PRIVATE API of http.client (see above): the origin behind a CONNECT tunnel.
+        tunnel = getattr(conn, "_tunnel_host", None) if conn.proxy_is_tunneling else None
+        name = str(tunnel or conn.host)
+    return name.rstrip(".")
+
+
+def _listener_of(conn: Any) -> EventListener | None:
+    """The listener of a connection's engine options (its own, or the injected)."""
+    options: Options = getattr(conn, "_connectbyname_options", None) or _injected[0]
+    return options.listener
+
+
+def _acquired(conn: Any, listener: EventListener, info: ConnectionInfo, reused: bool) -> None:
+    # Held: the info told, for the release (getresponse marks the connection's own
+    # info reused, for the next request, before this one is over).
+    conn._connectbyname_held = info
+    tell(listener, "connection_acquired", ConnectionAcquired(info, reused))
+
+
+def _released(conn: Any, kept: bool) -> None:
+    """Tell a held connection's listener that the request is done with it."""
+    info: ConnectionInfo = conn._connectbyname_held
+    conn._connectbyname_held = None
+    listener = _listener_of(conn)
+    if listener is not None:
+        tell(listener, "connection_released", ConnectionReleased(info, kept))
 
 
 def _connect_then_reset(stock: Callable[[Any], None], *, tls: bool) -> Callable[[Any], None]:
@@ -234,11 +315,66 @@ def _connect_then_reset(stock: Callable[[Any], None], *, tls: bool) -> Callable[
                 "urllib3.http2 injected, use inject_into_urllib3() (urllib3's own pools "
                 "then speak HTTP/2 through the engine), or urllib3.http2.extract_from_urllib3()"
             )
-        stock(self)
-        if self.sock is not None and getattr(self, "_connectbyname_info", None) is not None:
+        try:
+            stock(self)
+        except BaseException as exc:
+            if tls:
+                _tls_finished(self, exc)
+            raise
+        if tls:
+            _tls_finished(self, None)
+        info = getattr(self, "_connectbyname_info", None)
+        if self.sock is not None and info is not None:
             self.sock.settimeout(Timeout.resolve_default_timeout(self.timeout))
+            listener = _listener_of(self)
+            if listener is not None:
+                _acquired(self, listener, info, reused=False)
 
     return connect_and_reset
+
+
+def _tls_finished(conn: Any, error: BaseException | None) -> None:
+    """Tell the end of the handshake that `_new_conn` told the start of, if it did."""
+    step: TLSStep | None = getattr(conn, "_connectbyname_tls", None)
+    if step is None:
+        return
+    conn._connectbyname_tls = None
+    if error is not None:
+        step.failed(error)
+    else:
+        sock = conn.sock
+        step.finished(sock.version(), sock.selected_alpn_protocol())
+
+
+def _close(self: Any) -> None:
+    """``close`` as urllib3's; a connection in a request's hands is released, closed."""
+    try:
+        _STOCK_CLOSE(self)
+    finally:
+        if getattr(self, "_connectbyname_held", None) is not None:
+            _released(self, kept=False)
+
+
+def _get_conn(self: Any, timeout: float | None = None) -> Any:
+    """``HTTPConnectionPool._get_conn`` as urllib3's, telling the listener of a
+    kept-alive connection that it is acquired (a new one is, once connected)."""
+    conn: Any = _STOCK_GET_CONN(self, timeout)
+    info = getattr(conn, "_connectbyname_info", None)
+    if conn.sock is not None and info is not None:
+        listener = _listener_of(conn)
+        if listener is not None:
+            _acquired(conn, listener, info, reused=True)
+    return conn
+
+
+def _put_conn(self: Any, conn: Any) -> None:
+    """``HTTPConnectionPool._put_conn`` as urllib3's, telling the listener first (a
+    connection back in the pool may be handed out at once, in another thread)."""
+    if conn is not None and getattr(conn, "_connectbyname_held", None) is not None:
+        # Kept unless closed already or the pool will close it (closed or full).
+        pool = self.pool
+        _released(conn, kept=conn.sock is not None and pool is not None and not pool.full())
+    _STOCK_PUT_CONN(self, conn)
 
 
 def _getresponse(self: Any) -> HTTPResponse:
@@ -270,6 +406,12 @@ _PATCHES: Final = (
     (_connection.HTTPSConnection, "connect", _STOCK_CONNECT[1], _HTTPS_CONNECT),
     (_connection.HTTPConnection, "getresponse", _STOCK_GETRESPONSE, _getresponse),
 )
+# The same, for the pool events: only while the injected options have a listener.
+_EVENT_PATCHES: Final[tuple[tuple[type[Any], str, Callable[..., Any], Callable[..., Any]], ...]] = (
+    (_connection.HTTPConnection, "close", _STOCK_CLOSE, _close),
+    (_connectionpool.HTTPConnectionPool, "_get_conn", _STOCK_GET_CONN, _get_conn),
+    (_connectionpool.HTTPConnectionPool, "_put_conn", _STOCK_PUT_CONN, _put_conn),
+)
 
 
 def inject_into_urllib3(**engine_options: Unpack[EngineOptions]) -> None:
@@ -281,15 +423,19 @@ def inject_into_urllib3(**engine_options: Unpack[EngineOptions]) -> None:
     their socket themselves (urllib3's SOCKS support does, and keeps working as
     before). Calling it again changes the options; `extract_from_urllib3` undoes it.
     """
-    _injected[0] = options_from(engine_options)
+    _injected[0] = options = options_from(engine_options)
     for cls, name, _, ours in _PATCHES:
         setattr(cls, name, ours)
+    # A listener's pool events need urllib3's pools and close() too; without one they
+    # stay urllib3's own, at no cost.
+    for cls, name, stock, ours in _EVENT_PATCHES:
+        setattr(cls, name, ours if options.listener is not None else stock)
 
 
 def extract_from_urllib3() -> None:
-    """Undo `inject_into_urllib3`: urllib3's connection classes get back exactly their
-    own methods. Does nothing if not injected."""
-    for cls, name, stock, ours in _PATCHES:
+    """Undo `inject_into_urllib3`: urllib3's connection and pool classes get back
+    exactly their own methods. Does nothing if not injected."""
+    for cls, name, stock, ours in (*_PATCHES, *_EVENT_PATCHES):
         if vars(cls).get(name) is ours:
             setattr(cls, name, stock)
     _injected[0] = DEFAULT_OPTIONS
@@ -317,6 +463,7 @@ class HTTPConnection(_connection.HTTPConnection):
     _new_conn = _new_conn
     connect = _HTTP_CONNECT
     getresponse = _getresponse
+    close = _close
 
 
 class HTTPSConnection(HTTPConnection, _connection.HTTPSConnection):
@@ -335,11 +482,26 @@ def _as_dict(options: Options | None) -> dict[str, Any]:
     return {name: getattr(options, name) for name in ENGINE_OPTIONS}
 
 
+def _tell_pool_events(pool: _connectionpool.HTTPConnectionPool) -> None:
+    """Give a drop-in pool whose connections have a listener the methods that tell it
+    of their use; a pool without one keeps urllib3's, at no cost per request."""
+    given = pool.conn_kw.get(_OPTIONS_KEY)
+    listener = pool.conn_kw.get("listener", getattr(given, "listener", None))
+    if listener is not None:
+        # Bound to this pool only (urllib3's methods stay on the class).
+        pool._get_conn = types.MethodType(_get_conn, pool)  # type: ignore[method-assign]
+        pool._put_conn = types.MethodType(_put_conn, pool)  # type: ignore[method-assign]
+
+
 class HTTPConnectionPool(_connectionpool.HTTPConnectionPool):
     """urllib3's `~urllib3.HTTPConnectionPool` with `HTTPConnection`: the engine options
     are keyword arguments next to urllib3's and reach every connection."""
 
     ConnectionCls = HTTPConnection
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _tell_pool_events(self)
 
 
 class HTTPSConnectionPool(_connectionpool.HTTPSConnectionPool):
@@ -347,6 +509,10 @@ class HTTPSConnectionPool(_connectionpool.HTTPSConnectionPool):
     options are keyword arguments next to urllib3's and reach every connection."""
 
     ConnectionCls = HTTPSConnection
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _tell_pool_events(self)
 
 
 _POOL_CLASSES: Final = {"http": HTTPConnectionPool, "https": HTTPSConnectionPool}

@@ -880,12 +880,166 @@ def _bench_happy(plan: Plan, resolver: BenchResolver, server: BenchServer) -> li
         ],
     )
     benches.append(bench)
+    benches.extend(bench_events(plan, server))
     # The literal benchmark above ran with the system's getaddrinfo; the rest use a name
     # (but for localhost, which the system answers from /etc/hosts).
     system = socket.getaddrinfo
     with patch_getaddrinfo(resolver):
         benches.extend(_bench_requests(plan, resolver, server, system))
     return benches
+
+
+# --------------------------------------------------------------------------- events, otel
+
+#: The engine's variants measured against the engine without a listener: (name, label,
+#: target). The issue's targets: an empty listener within 1%, otel with a no-op tracer
+#: provider within 5%; tracing that records has none (it shows what a span costs).
+EVENT_VARIANTS = (
+    ("listener", "engine + EventListener() (empty methods)", 0.99),
+    ("otel-noop", "engine + otel.instrument(NoOpTracerProvider())", 0.95),
+    # The global provider before one is set: a proxy tracer, asked for every span.
+    ("otel-proxy", "engine + otel.instrument(), no provider set", 0.95),
+    ("otel-sdk", "engine + otel.instrument(SDK provider, recording, no exporter)", None),
+)
+
+
+def events_connect_rate(
+    variant: str | None, port: int, count: int, cpu: list[float] | None = None
+) -> Sample:
+    """`connect_rate`'s engine side (connect_by_name to the 127.0.0.1 literal, ``count``
+    times), with an empty listener, or under connectbyname.otel (``variant``), or as it
+    is (``None``). otel is instrumented for the batch only, untimed. The process's CPU
+    time per connect (microseconds) is appended to ``cpu``."""
+    from connectbyname import EventListener
+
+    listener = EventListener() if variant == "listener" else None
+    uninstrument: Callable[[], None] | None = None
+    if variant is not None and variant.startswith("otel"):
+        from opentelemetry.trace import NoOpTracerProvider
+
+        from connectbyname import otel
+
+        provider: Any = NoOpTracerProvider()
+        if variant == "otel-sdk":
+            from opentelemetry.sdk.trace import TracerProvider
+
+            provider = TracerProvider()
+        elif variant == "otel-proxy":
+            provider = None  # this process never sets a global provider
+        otel.instrument(provider)
+        uninstrument = otel.uninstrument
+    try:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for _ in range(count):
+            connect_by_name("127.0.0.1", port, timeout=3.0, listener=listener).close()
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        if cpu is not None:
+            cpu.append(cpu_seconds / count * 1e6)
+        return Sample(count / seconds)
+    finally:
+        if uninstrument is not None:
+            uninstrument()
+
+
+def bench_events(plan: Plan, server: BenchServer) -> list[Bench]:
+    """The happy-path connect rate with events and OpenTelemetry, each row against the
+    engine without them, measured in turn (as the connect_rate_literal row); and, from
+    the same batches, the CPU time per connect, which other processes on the machine
+    move much less than the rate."""
+    connects = plan.n(150, 100)
+    bench = Bench(
+        "connect_rate_events",
+        "connects/s, events and otel",
+        "Happy path with events: connects per second to the 127.0.0.1 literal, engine "
+        "with a listener or connectbyname.otel vs the engine without",
+        "/s",
+        f"Batches of {connects} connect_by_name (timeout 3 s) + close to the sink; 'stock' "
+        "is the engine without a listener or otel, 'adapted' the engine with what the "
+        "row names (otel instrumented for its batches only). Batches alternate. One "
+        "warm-up batch each, not counted.",
+        {"connects_per_sample": connects},
+    )
+    cpu_bench = Bench(
+        "connect_cpu_events",
+        "CPU/connect, events and otel",
+        "Happy path with events: CPU time per connect (this process's user + system), "
+        "the same batches",
+        "us",
+        "The batches of the row above, timed with time.process_time: what a connect "
+        "costs this process, which the load of other processes moves much less than "
+        "the wall-clock rate. Ratio: the median of back-to-back pairs' ratios.",
+        {"connects_per_sample": connects},
+    )
+    cpu: dict[tuple[str, bool], list[float]] = {}
+    print(f"\n{bench.title}")
+    specs = []
+    for variant, text, target in EVENT_VARIANTS:
+        unavailable = None
+        if variant.startswith("otel"):
+            module = "opentelemetry.sdk" if variant == "otel-sdk" else "opentelemetry.trace"
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                unavailable = f"not available: {module} is not installed"
+        if unavailable is None:
+            events_connect_rate(None, server.sink_port, connects)
+            events_connect_rate(variant, server.sink_port, connects)
+
+        def sample(adapted: bool, variant: str = variant) -> Sample:
+            return events_connect_rate(
+                variant if adapted else None,
+                server.sink_port,
+                connects,
+                cpu.setdefault((variant, adapted), []),
+            )
+
+        targets = []
+        if target is not None:
+            within = f"{(1 - target) * 100:.0f}%"
+            targets.append(ratio_at_least(target, f"ratio >= {target:g} (within {within})"))
+        specs.append(
+            RowSpec(
+                ENGINE,
+                sample,
+                plan.n(61, 15),
+                plan.n(61, 15),
+                targets=targets,
+                label=f"{text} vs engine",
+                unavailable=unavailable,
+                param=variant,
+            )
+        )
+    run_rows(bench, specs)
+    for (variant, _, target), spec in zip(EVENT_VARIANTS, specs, strict=True):
+        row: dict[str, Any] = {"client": spec.label, "key": spec.key, "param": variant}
+        if spec.unavailable:
+            cpu_bench.rows.append({**row, "unavailable": spec.unavailable})
+            continue
+        stock, adapted = cpu.get((variant, False), []), cpu.get((variant, True), [])
+        # The sides were sampled in turn, pair by pair (see run_rows).
+        ratio = statistics.median(a / s for a, s in zip(adapted, stock, strict=True))
+        limit = None if target is None else 1 / target
+        row.update(
+            stock=stats([Sample(v) for v in stock]),
+            adapted=stats([Sample(v) for v in adapted]),
+            ratio=ratio,
+            paired=True,
+            concurrent={"stock": False, "adapted": False},
+            targets=[]
+            if limit is None
+            else [
+                {
+                    "target": f"ratio <= {limit:.3f} (within {(1 - target) * 100:.0f}%)",
+                    "met": ratio <= limit,
+                }
+            ],
+        )
+        cpu_bench.rows.append(row)
+        print(
+            f"    {'CPU per connect [' + variant + ']':<58} "
+            f"{_cell(row['stock'], 'us'):>24}  {_cell(row['adapted'], 'us'):>24}"
+        )
+    return [bench, cpu_bench]
 
 
 def _bench_requests(
@@ -1035,6 +1189,8 @@ def _bench_requests(
 def _fmt(value: float, unit: str) -> str:
     if unit == "/s":
         return f"{value:,.0f}/s"
+    if unit == "us":  # microseconds (lower is better)
+        return f"{value:.1f} us"
     if value < 1:
         return f"{value * 1000:.1f} ms"
     return f"{value:.3f} s"

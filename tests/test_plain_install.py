@@ -97,7 +97,8 @@ def test_the_venv_has_no_extras(plain_venv: PlainVenv) -> None:
     result = plain_venv.python_code(
         "import importlib.util, connectbyname\n"
         "print(connectbyname.__file__)\n"
-        "for name in ('urllib3', 'requests', 'httpx', 'httpcore', 'anyio', 'trio', 'dns'):\n"
+        "for name in ('urllib3', 'requests', 'httpx', 'httpcore', 'anyio', 'trio', 'dns',\n"
+        "             'opentelemetry'):\n"
         "    assert importlib.util.find_spec(name) is None, name\n"
     )
     assert result.returncode == 0, result.stderr
@@ -119,6 +120,16 @@ def test_an_adapter_without_its_extra_names_it(plain_venv: PlainVenv, adapter: s
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() in {"urllib3", "requests", "httpx", "httpcore"}
+
+
+@pytest.mark.slow
+def test_otel_without_its_extra_names_it(plain_venv: PlainVenv) -> None:
+    result = plain_venv.python_code("import connectbyname.otel")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "ModuleNotFoundError: connectbyname.otel needs opentelemetry-api: "
+        "pip install 'connectbyname[otel]'"
+    )
 
 
 @pytest.mark.slow

@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ._events import EventListener
+from ._events import OBSERVERS, EventListener
 from ._history import ConnectionHistory
 from ._info import Address, Attempt, Connection
+from ._observe import observed_race
 from ._parse import (
     DEFAULT_ATTEMPT_DELAY,
     DEFAULT_RESOLUTION_DELAY,
@@ -413,7 +414,8 @@ async def adrive(
             poller = poller_class(group)
             # The history is shared with the sync driver, which stamps it with
             # time.monotonic(); the loop's clock (trio's, or a test clock) is another.
-            loop = race(
+            # Observers (connectbyname.otel) are asked only when there are some.
+            loop = (observed_race if OBSERVERS else race)(
                 target,
                 options,
                 call,

@@ -10,6 +10,16 @@ the call goes on.
 
 Without a listener nothing is made or called: each place that tells one first checks
 that there is one.
+
+The engine tells a call's events (`connect_started` to `connect_finished`). The
+adapters add what they do around it: the TLS handshake (`tls_started`,
+`tls_finished`; the engine will tell them itself once the handshake moves into the
+race) and their pools' use of a connection (`connection_acquired`,
+`connection_released`).
+
+Process-wide observers (`Observer`, `observe`) see every call of the process, whatever
+listener it was given: each makes a listener of its own per call (or none), which is
+told alongside the call's. `connectbyname.otel` is one.
 """
 
 from __future__ import annotations
@@ -17,7 +27,9 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._errors import ConnectByNameError, NameResolutionError
@@ -90,6 +102,50 @@ class ConnectFinished:
     error: ConnectByNameError | None
 
 
+@dataclass(frozen=True, slots=True)
+class TLSStarted:
+    """A TLS handshake began over the connection to ``address``; ``server_name`` is
+    the name sent (SNI) and checked against the certificate (``None``: none)."""
+
+    server_name: str | None
+    address: Address | None
+    elapsed: float
+
+
+@dataclass(frozen=True, slots=True)
+class TLSFinished:
+    """A TLS handshake ended: with the TLS ``version`` (``"TLSv1.3"``) and the ALPN
+    protocol agreed (``"h2"``, ``"http/1.1"``, ``None``: none), or ``error`` (a failed
+    certificate check, a timeout, a cancellation...). ``duration`` is the handshake's."""
+
+    server_name: str | None
+    address: Address | None
+    elapsed: float
+    duration: float
+    version: str | None
+    alpn_protocol: str | None
+    error: BaseException | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionAcquired:
+    """An adapter gave a request a connection: a kept-alive one from its pool
+    (``reused``) or a new one; ``info`` is the connection's (its ``reused`` says the
+    same)."""
+
+    info: ConnectionInfo
+    reused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionReleased:
+    """A request is done with its connection: back in the pool, open, for the next one
+    (``kept``), or closed."""
+
+    info: ConnectionInfo
+    kept: bool
+
+
 class EventListener:
     """Receives the events of every connect it is given to (see the module's
     docstring). Every method does nothing: override those you need."""
@@ -112,6 +168,33 @@ class EventListener:
     def connect_finished(self, event: ConnectFinished) -> None:
         """The call ended."""
 
+    def tls_started(self, event: TLSStarted) -> None:
+        """A TLS handshake began."""
+
+    def tls_finished(self, event: TLSFinished) -> None:
+        """A TLS handshake ended."""
+
+    def connection_acquired(self, event: ConnectionAcquired) -> None:
+        """An adapter gave a request a connection (new or reused)."""
+
+    def connection_released(self, event: ConnectionReleased) -> None:
+        """A request is done with its connection."""
+
+
+#: Every method of `EventListener`, in the order a connection's events come.
+EVENT_METHODS: tuple[str, ...] = (
+    "connect_started",
+    "lookup_started",
+    "lookup_finished",
+    "attempt_started",
+    "attempt_finished",
+    "tls_started",
+    "tls_finished",
+    "connect_finished",
+    "connection_acquired",
+    "connection_released",
+)
+
 
 def record_type(family: socket.AddressFamily) -> str:
     """The DNS records a lookup of ``family`` asks for."""
@@ -122,7 +205,7 @@ def record_type(family: socket.AddressFamily) -> str:
     return "AAAA+A"
 
 
-_logged: weakref.WeakKeyDictionary[EventListener, set[str]] = weakref.WeakKeyDictionary()
+_logged: weakref.WeakKeyDictionary[object, set[str]] = weakref.WeakKeyDictionary()
 _logged_lock = threading.Lock()
 
 
@@ -132,17 +215,211 @@ def tell(listener: EventListener, method: str, event: object) -> None:
     try:
         getattr(listener, method)(event)
     except Exception:
-        with _logged_lock:
-            try:
-                seen = _logged.setdefault(listener, set())
-            except TypeError:  # not weakly referenceable: log every time
-                seen = set()
-            first = method not in seen
-            seen.add(method)
-        if first:
-            logger.exception(
-                "the event listener %r raised in %s; the connection goes on (this is "
-                "logged once per listener and method)",
-                listener,
-                method,
-            )
+        log_once(listener, method)
+
+
+def log_once(listener: object, method: str) -> None:
+    """Log the exception being handled, raised by ``listener``'s ``method``, unless that
+    listener's method raised before. Listeners an observer makes per call are logged
+    as their observer (``log_as``), so that a broken one is logged once, not per call."""
+    key = getattr(listener, "log_as", None)
+    if key is None:
+        key = listener
+    with _logged_lock:
+        try:
+            seen = _logged.setdefault(key, set())
+        except TypeError:  # not weakly referenceable: log every time
+            seen = set()
+        first = method not in seen
+        seen.add(method)
+    if first:
+        logger.exception(
+            "the event listener %r raised in %s; the connection goes on (this is "
+            "logged once per listener and method)",
+            key,
+            method,
+        )
+
+
+# --------------------------------------------------------------------------- observers
+
+
+class CallListener(EventListener):
+    """The listener an `Observer` makes for one call (or one adapter step).
+
+    Besides the events, it is told `call_abandoned` when the call ends without
+    `connect_finished` (cancelled, interrupted, or a bug), so that what it began it can
+    end. Exceptions it raises are logged as its observer's (``log_as``)."""
+
+    #: The object whose exceptions these are, for the logged-once rule.
+    log_as: object = None
+
+    def call_abandoned(self, error: BaseException) -> None:
+        """The call ended without `connect_finished`: ``error`` is what ended it (for a
+        generator closed by a cancellation or ``KeyboardInterrupt``, ``GeneratorExit``
+        whose ``__context__`` is that)."""
+
+
+class Observer:
+    """Sees every connect of the process (see `observe`): for each engine call, and
+    each TLS handshake an adapter does, it may make a `CallListener`, which is told
+    that call's or that handshake's events next to the call's own listener.
+
+    Called in the thread (or task) making the connection, as the call begins: a
+    listener it makes knows the caller's context (`contextvars`). Return ``None`` to
+    stay out of a call: then it costs nothing more. Every method returns ``None``."""
+
+    def connect(self, host: str, port: int) -> CallListener | None:
+        """A call to ``host`` port ``port`` begins: its listener, or ``None``."""
+        return None
+
+    def tls(self, server_name: str | None, address: Address | None) -> CallListener | None:
+        """An adapter begins a TLS handshake: its listener, or ``None``."""
+        return None
+
+
+#: The observers of the process, in the order they were added. Changed only by
+#: `observe` and `unobserve`, in place (the drivers hold this very list), and read
+#: through a snapshot.
+OBSERVERS: list[Observer] = []
+_observers_lock = threading.Lock()
+
+
+def observe(observer: Observer) -> None:
+    """Let ``observer`` see every connect of the process from now on (once, however
+    often it is added)."""
+    with _observers_lock:
+        if observer not in OBSERVERS:
+            OBSERVERS[:] = [*OBSERVERS, observer]
+
+
+def unobserve(observer: Observer) -> None:
+    """Stop telling ``observer`` (calls under way keep the listeners it made)."""
+    with _observers_lock:
+        OBSERVERS[:] = [o for o in OBSERVERS if o is not observer]
+
+
+def made_by(observers: list[Observer], method: str, *args: object) -> list[CallListener]:
+    """The listeners ``observers`` make through ``method`` (an observer that raises is
+    logged once, and makes none)."""
+    made = []
+    for observer in tuple(observers):
+        try:
+            listener = getattr(observer, method)(*args)
+        except Exception:
+            log_once(observer, method)
+            continue
+        if listener is not None:
+            made.append(listener)
+    return made
+
+
+class Fanout(CallListener):
+    """Several listeners told as one, each in turn (and each one's exceptions logged
+    as its own)."""
+
+    __slots__ = ("listeners",)
+
+    def __init__(self, listeners: tuple[EventListener, ...]) -> None:
+        self.listeners = listeners
+
+    def call_abandoned(self, error: BaseException) -> None:
+        for listener in self.listeners:
+            if isinstance(listener, CallListener):
+                tell(listener, "call_abandoned", error)
+
+
+def _fanned(method: str) -> object:
+    def fan(self: Fanout, event: object) -> None:
+        for listener in self.listeners:
+            tell(listener, method, event)
+
+    fan.__name__ = fan.__qualname__ = method
+    return fan
+
+
+for _method in EVENT_METHODS:
+    setattr(Fanout, _method, _fanned(_method))
+
+
+def joined(listeners: list[EventListener]) -> EventListener | None:
+    """One listener that tells all of ``listeners`` (``None`` for none)."""
+    if not listeners:
+        return None
+    if len(listeners) == 1:
+        return listeners[0]
+    return Fanout(tuple(listeners))
+
+
+# --------------------------------------------------------------------------- adapters' steps
+
+
+class TLSStep:
+    """The events of one TLS handshake an adapter does after the connect (until the
+    engine does the handshake itself, in the race): `begin` tells ``tls_started`` to
+    the adapter's listener and to what the observers make for it; `finished` or
+    `failed` tells ``tls_finished``. ``elapsed`` counts from the connect call's start,
+    on ``clock``."""
+
+    __slots__ = ("_address", "_began", "_clock", "_elapsed", "_listener", "_server_name")
+
+    def __init__(
+        self,
+        listener: EventListener,
+        server_name: str | None,
+        address: Address | None,
+        elapsed: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._listener = listener
+        self._server_name = server_name
+        self._address = address
+        self._elapsed = elapsed
+        self._clock = clock
+        self._began = clock()
+
+    @classmethod
+    def begin(
+        cls,
+        listener: EventListener | None,
+        server_name: str | None,
+        address: Address | None,
+        elapsed: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> TLSStep | None:
+        """Tell that the handshake begins; ``None`` (and nothing made) when nobody
+        listens: no ``listener`` and no observer."""
+        if listener is None and not OBSERVERS:
+            return None
+        listeners: list[EventListener] = [] if listener is None else [listener]
+        if OBSERVERS:
+            listeners += made_by(OBSERVERS, "tls", server_name, address)
+        told = joined(listeners)
+        if told is None:
+            return None
+        step = cls(told, server_name, address, elapsed, clock)
+        tell(told, "tls_started", TLSStarted(server_name, address, elapsed))
+        return step
+
+    def finished(self, version: str | None, alpn_protocol: str | None) -> None:
+        """The handshake succeeded."""
+        self._tell(version, alpn_protocol, None)
+
+    def failed(self, error: BaseException) -> None:
+        """The handshake failed (or was cancelled) with ``error``."""
+        self._tell(None, None, error)
+
+    def _tell(
+        self, version: str | None, alpn_protocol: str | None, error: BaseException | None
+    ) -> None:
+        duration = max(0.0, self._clock() - self._began)
+        event = TLSFinished(
+            self._server_name,
+            self._address,
+            self._elapsed + duration,
+            duration,
+            version,
+            alpn_protocol,
+            error,
+        )
+        tell(self._listener, "tls_finished", event)

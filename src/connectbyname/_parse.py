@@ -13,10 +13,12 @@ socket call or a resolver thread. What comes out is checked once and immutable:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import socket
 import ssl
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, TypedDict
@@ -324,7 +326,8 @@ def check_options(
     servicename: object = None,
 ) -> Options:
     """Check the engine's options (see `connect_by_name` for each) into an `Options`."""
-    # The common call passes nothing of its own: no check, no new object.
+    # The common call passes nothing of its own: no check, no new object; nor does one
+    # that passes the same listener as the call before (the options made then).
     if (
         attempt_delay == DEFAULT_ATTEMPT_DELAY
         and type(attempt_delay) is float
@@ -335,9 +338,14 @@ def check_options(
         and type(resolution_delay) is float
         and history is True
         and policy is None
-        and listener is None
     ):
-        return DEFAULT_OPTIONS
+        if listener is None:
+            return DEFAULT_OPTIONS
+        last = _listener_options
+        if last is not None and last[0]() is listener:
+            return last[1]
+        if isinstance(listener, EventListener):
+            return _remember_listener_options(listener)
 
     def invalid(message: str) -> InvalidParameterError:
         return _invalid(message, nodename, servicename)
@@ -377,6 +385,20 @@ def check_options(
         policy,
         listener,
     )
+
+
+def _remember_listener_options(listener: EventListener) -> Options:
+    """The default options with ``listener``, remembered for the next call."""
+    global _listener_options  # noqa: PLW0603 (one tuple, replaced in one step)
+    options = Options(listener=listener)
+    with contextlib.suppress(TypeError):  # not weakly referenceable: not remembered
+        _listener_options = (weakref.ref(listener), options)
+    return options
+
+
+#: The options of the last call that gave a listener and nothing else: a weak reference
+#: to the listener (the cache must not keep it alive) and the options.
+_listener_options: tuple[weakref.ref[EventListener], Options] | None = None
 
 
 #: The rule for ``attempt_delay``, in the words every message uses.

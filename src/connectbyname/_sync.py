@@ -26,9 +26,10 @@ import time
 from collections.abc import Callable, Iterable
 
 from ._errors import InvalidParameterError, NotASocketError
-from ._events import EventListener
+from ._events import OBSERVERS, EventListener
 from ._history import ConnectionHistory
 from ._info import Address, Connection
+from ._observe import observed_race
 from ._parse import (
     DEFAULT_ATTEMPT_DELAY,
     DEFAULT_RESOLUTION_DELAY,
@@ -231,7 +232,10 @@ def drive(
     a socket layer of the caller's, for tests)."""
     if poller is None:
         poller = PollPoller(clock)
-    loop = race(target, options, call, poller, clock, net=net, into=into, dual_stack=dual_stack)
+    # Observers (connectbyname.otel) are asked only when there are some.
+    loop = (observed_race if OBSERVERS else race)(
+        target, options, call, poller, clock, net=net, into=into, dual_stack=dual_stack
+    )
     try:
         until = next(loop)
         while True:
@@ -326,7 +330,7 @@ def connect_by_name(
     # that an interruption (Ctrl-C) could follow; a Python-level call returning it, as
     # drive() would, is such a point, and the connection would be dropped unclosed.
     poller = PollPoller(time.monotonic)
-    loop = race(target, options, call, poller, time.monotonic)
+    loop = (observed_race if OBSERVERS else race)(target, options, call, poller, time.monotonic)
     try:
         until = next(loop)
         while True:
