@@ -20,13 +20,17 @@ import pytest
 import trustme
 
 from connectbyname import (
+    AttemptFinished,
     CertificateError,
+    EventListener,
     HostUnreachableError,
     InvalidParameterError,
     Outcome,
     RefusedError,
     TimedOutError,
     TLSError,
+    TLSFinished,
+    TLSStarted,
     aconnect_by_name,
     connect_by_name,
 )
@@ -408,3 +412,67 @@ def test_an_interruption_during_the_handshakes_closes_every_socket(
     with HTTPServer("127.0.0.1", 0, server_context) as server:
         with pytest.raises(KeyboardInterrupt):
             _connect_checked(server.port, client_ssl_context, interrupt)
+
+
+# --------------------------------------------------------------------------- events
+
+
+class _Recorder(EventListener):
+    def __init__(self) -> None:
+        self.told: list[tuple[str, Any]] = []
+
+    def tls_started(self, event: TLSStarted) -> None:
+        self.told.append(("tls_started", event))
+
+    def tls_finished(self, event: TLSFinished) -> None:
+        self.told.append(("tls_finished", event))
+
+    def attempt_finished(self, event: AttemptFinished) -> None:
+        self.told.append(("attempt_finished", event))
+
+
+def test_each_attempts_handshake_is_told(
+    connect: Connect, server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    recorder = _Recorder()
+    with dual_stack("mute-v6", ssl_context=server_context) as scenario:
+        connect(scenario.port, timeout=10, ssl_context=client_ssl_context, listener=recorder)
+    told = [
+        (name, (event.record if isinstance(event, AttemptFinished) else event).address[0])
+        for name, event in recorder.told
+    ]
+    assert told == [
+        ("tls_started", "::1"),
+        ("tls_started", "127.0.0.1"),
+        ("tls_finished", "127.0.0.1"),
+        ("attempt_finished", "127.0.0.1"),
+        ("tls_finished", "::1"),
+        ("attempt_finished", "::1"),
+    ]
+    events = [event for _, event in recorder.told]
+    assert all(e.server_name == NAME for e in events if not isinstance(e, AttemptFinished))
+    won, lost = events[2], events[4]
+    assert won.error is None
+    assert won.version in ("TLSv1.2", "TLSv1.3")
+    assert isinstance(lost.error, ConnectionAbortedError)
+    assert lost.version is None
+    assert lost.duration >= DELAY * 0.9  # it ran from the first's TCP until the win
+
+
+def test_a_failed_handshake_is_told_with_its_error(
+    server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    recorder = _Recorder()
+    other = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    trustme.CA().issue_cert(NAME, "127.0.0.1").configure_cert(other)
+    with HTTPServer("127.0.0.1", 0, other) as server, pytest.raises(CertificateError):
+        _sync_connect(
+            server.port,
+            timeout=10,
+            ssl_context=client_ssl_context,
+            listener=recorder,
+            resolver=StaticResolver({NAME: ["127.0.0.1"]}),
+        )
+    names = [name for name, _ in recorder.told]
+    assert names == ["tls_started", "tls_finished", "attempt_finished"]
+    assert isinstance(recorder.told[1][1].error, ssl.SSLCertVerificationError)

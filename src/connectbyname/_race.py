@@ -59,6 +59,8 @@ from ._events import (
     EventListener,
     LookupFinished,
     LookupStarted,
+    TLSFinished,
+    TLSStarted,
     record_type,
     tell,
 )
@@ -351,8 +353,10 @@ def race(
                 if wait is not None:
                     watched[wait[0]] = action.attempt
                     poller.register(*wait)
+                    if told is not None and call.tls is not None:
+                        told.tls_started(planner, action.attempt)
                 elif told is not None:
-                    told.attempt_finished(planner, action.attempt)
+                    told.attempt_finished(planner, action.attempt, table.get(action.attempt))
             elif isinstance(action, Connected):
                 winner = action.attempt
                 connection = _connection(table[winner], action, planner.deadline, clock, dual_stack)
@@ -410,8 +414,10 @@ def race(
                         if wait is not None:
                             watched[fd] = attempt
                             poller.register(*wait)
+                            if told is not None and call.tls is not None:
+                                told.tls_started(planner, attempt)
                         elif told is not None:
-                            told.attempt_finished(planner, attempt)
+                            told.attempt_finished(planner, attempt, table.get(attempt))
                     else:
                         for part in _parts(resolution, gate):
                             if part.owns(fd):
@@ -434,10 +440,28 @@ def race(
                 poller.close()
 
 
+#: The error a TLS handshake cut short is told with (``tls_finished``).
+_CUT_SHORT: dict[Outcome, OSError] = {
+    Outcome.ABANDONED: ConnectionAbortedError(
+        errno.ECONNABORTED, "abandoned: another attempt won the race"
+    ),
+    Outcome.TIMED_OUT: TimeoutError(errno.ETIMEDOUT, "the call's timeout ran out"),
+}
+
+
 class _Told:
     """What a call has told its listener so far, to tell it the rest in order."""
 
-    __slots__ = ("_clock", "_lookups_started", "_running", "_seen", "_start", "listener")
+    __slots__ = (
+        "_clock",
+        "_lookups_started",
+        "_running",
+        "_seen",
+        "_server_name",
+        "_start",
+        "_tls",
+        "listener",
+    )
 
     def __init__(self, listener: EventListener, start: float, clock: Callable[[], float]) -> None:
         self.listener = listener
@@ -446,11 +470,16 @@ class _Told:
         self._seen = 0  # attempt records told about
         self._running: set[int] = set()
         self._lookups_started: dict[socket.AddressFamily, float] = {}
+        self._server_name: str | None = None
+        # Attempt -> when its TLS handshake began, for those told tls_started.
+        self._tls: dict[int, float] = {}
 
     def _elapsed(self) -> float:
         return self._clock() - self._start
 
     def connect_started(self, target: Target, call: CallOptions) -> None:
+        if call.tls is not None:
+            self._server_name = call.tls.server_hostname
         tell(
             self.listener, "connect_started", ConnectStarted(target.host, target.port, call.timeout)
         )
@@ -494,10 +523,41 @@ class _Told:
                 event = AttemptStarted(number, record.address, record.family, record.start)
                 tell(self.listener, "attempt_started", event)
 
-    def attempt_finished(self, planner: Planner, number: int) -> None:
+    def tls_started(self, planner: Planner, number: int) -> None:
+        """Tell ``tls_started`` if attempt ``number`` has just connected over TCP."""
+        if number in self._tls or number not in self._running:
+            return
+        record = planner.attempt(number)
+        if record.tcp is not None:
+            elapsed = self._tls[number] = record.start + record.tcp
+            tell(
+                self.listener,
+                "tls_started",
+                TLSStarted(self._server_name, record.address, elapsed),
+            )
+
+    def _tls_finished(self, number: int, record: Attempt, sock: socket.socket | None) -> None:
+        began = self._tls.pop(number)
+        end = record.start + record.duration
+        version = alpn = error = None
+        if record.outcome is Outcome.CONNECTED and isinstance(sock, ssl.SSLSocket):
+            version, alpn = sock.version(), sock.selected_alpn_protocol()
+        else:
+            error = record.error or _CUT_SHORT.get(record.outcome)
+        event = TLSFinished(
+            self._server_name, record.address, end, end - began, version, alpn, error
+        )
+        tell(self.listener, "tls_finished", event)
+
+    def attempt_finished(
+        self, planner: Planner, number: int, sock: socket.socket | None = None
+    ) -> None:
         if number in self._running:
+            self.tls_started(planner, number)  # a handshake that began and ended at once
             self._running.discard(number)
             record = planner.attempt(number)
+            if number in self._tls:
+                self._tls_finished(number, record, sock)
             event = AttemptFinished(number, record, record.start + record.duration)
             tell(self.listener, "attempt_finished", event)
 
@@ -505,6 +565,8 @@ class _Told:
         """The call is over: the attempts still running were abandoned or timed out."""
         for number in sorted(self._running):
             record = attempts[number]
+            if number in self._tls:
+                self._tls_finished(number, record, None)
             event = AttemptFinished(number, record, record.start + record.duration)
             tell(self.listener, "attempt_finished", event)
         self._running.clear()
