@@ -120,6 +120,8 @@ class Reply:
     - ``soa``: whether a negative answer carries the zone's SOA.
     - ``header_only``: send the 12-byte header alone (no question section), as some
       servers do with REFUSED.
+    - ``owner``: the records' owner name, when it is not the name asked (an answer for
+      another name, which glibc ignores).
     """
 
     records: tuple[str, ...] = ()
@@ -133,6 +135,7 @@ class Reply:
     recursion_available: bool | None = None
     soa: bool = True
     header_only: bool = False
+    owner: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.records, str):
@@ -417,7 +420,8 @@ class _Server:
             return None
         reply = rules.get(rdtype) or rules.get("*")
         if reply is not None:
-            answer = [self._rrset(name, rdtype, reply)] if reply.records else []
+            owner = _absolute(reply.owner) if reply.owner else name
+            answer = [self._rrset(owner, rdtype, reply)] if reply.records else []
             return _Plan(reply, reply.rcode, answer, [])
         cname = rules.get("CNAME")
         if cname is not None and cname.records and rdtype != "CNAME":
