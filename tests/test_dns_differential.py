@@ -896,13 +896,6 @@ OPEN: dict[str, str] = {
     ),
     **dict.fromkeys(
         (
-            "base:conly.test/U", "base:conly.test/6", "base:conly-a.test/U",
-            "base:owner.test/U", "base:owner.test/6",
-        ),
-        "answers without an address of the name: glibc EAI_NONAME (AF_INET: EAI_NODATA)",
-    ),
-    **dict.fromkeys(
-        (
             "base:1.2.3.4.5/4", "base:123/U", "base:123/4", "base:123/6", "base:127.1/U",
             "base:127.1/4", "base:127.1/6", "base:0x7f.1/U", "base:0x7f.1/4",
             "base:queries", "api:127.1/U",

@@ -557,7 +557,7 @@ class Resolution:
                         [_candidate(family, a, self._port) for a in reply.addresses], None
                     )
                 else:
-                    lookup.finish([], self._error(socket.EAI_NODATA, "no address of that family"))
+                    lookup.finish([], self._no_address())
             if not self.pending() and self.services is None:
                 self.services = ()
             return
@@ -575,6 +575,16 @@ class Resolution:
             self._fail_all(walk.error(), "")
             return
         self._ask(following, now)
+
+    def _no_address(self) -> NameResolutionError:
+        """A family without an address at the name the walk stopped at (a reply had
+        records, none an address of this name: only a CNAME, another owner...). glibc
+        says EAI_NONAME (``gaih_getanswer``: NOTFOUND; AF_INET6's ``getanswer_r``:
+        NO_RECOVERY), and EAI_NODATA for AF_INET alone (``try_simple_gethostbyname``
+        maps that NO_RECOVERY so)."""
+        alone_v4 = tuple(self.lookups) == (socket.AF_INET,)
+        code = socket.EAI_NODATA if alone_v4 else socket.EAI_NONAME
+        return self._error(code, "no address of that family")
 
     def _fail_all(self, code: int, reason: str) -> None:
         for lookup in self.lookups.values():
