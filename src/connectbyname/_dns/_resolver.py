@@ -31,6 +31,7 @@ when asked for) go out together. Where this differs from glibc, on purpose:
 from __future__ import annotations
 
 import errno
+import re
 import secrets
 import socket
 from collections.abc import Callable
@@ -380,6 +381,9 @@ def _reply(message: _wire.Message, name: str, rtype: int) -> Reply:
 
 
 _RTYPE = {socket.AF_INET6: _wire.AAAA, socket.AF_INET: _wire.A}
+#: A name glibc takes for a malformed IPv4 address (AF_INET): digits and dots, a digit
+#: first, no dot last.
+_DIGITS_DOTS = re.compile(r"[0-9][0-9.]*(?<!\.)", re.ASCII)
 _ADDRESS_TYPES = (_wire.AAAA, _wire.A)
 
 
@@ -432,6 +436,8 @@ class Resolution:
     def start(self, now: float) -> None:
         """Answer from the hosts file if it lists the name, else start asking."""
         host, families = self._host, tuple(self.lookups)
+        if self._numeric(host, families):
+            return
         if not _config.check_name(host):
             self._fail_all(socket.EAI_NONAME, "not a valid host name")
             return
@@ -449,6 +455,27 @@ class Resolution:
             self._fail_all(walk.error(), "")
             return
         self._ask(name, now)
+
+    def _numeric(self, host: str, families: tuple[socket.AddressFamily, ...]) -> bool:
+        """glibc's answers for IPv4 numbers-and-dots, before any source: an
+        ``inet_aton`` form (``127.1``, ``0x7f.1``, ``123``) is that IPv4 address
+        (EAI_ADDRFAMILY for AF_INET6); for AF_INET alone, another name of digits and
+        dots not ending in a dot (``1.2.3.4.5``) is EAI_NONAME with no query
+        (``__nss_hostname_digits_dots``). Whether it answered."""
+        packed = _config.inet_aton_exact(host)
+        if packed is not None:
+            address = socket.inet_ntoa(packed)
+            for family, lookup in self.lookups.items():
+                if family == socket.AF_INET:
+                    lookup.finish([_candidate(family, address, self._port)], None)
+                else:
+                    lookup.finish([], self._error(socket.EAI_ADDRFAMILY, "an IPv4 address"))
+        elif families == (socket.AF_INET,) and _DIGITS_DOTS.fullmatch(host):
+            self._fail_all(socket.EAI_NONAME, "not a valid IPv4 address")
+        else:
+            return False
+        self.services = ()
+        return True
 
     def _answer_from_hosts(self, addresses: tuple[str, ...]) -> None:
         for family, lookup in self.lookups.items():
