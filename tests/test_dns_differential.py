@@ -893,10 +893,6 @@ CONFIGS: list[Config] = [BASE, *SEARCH, MATRIX, *SERVERS, *OPTIONS, ORDER]
 #: "config:queries" (the queries sent), "api:label" (a public API check), "rotate".
 OPEN: dict[str, str] = {
     **dict.fromkeys(
-        ("base:-dash.test/U", "base:-dash.test/4"),
-        "the engine checks the name (res_hnok) before the hosts file; glibc only for DNS",
-    ),
-    **dict.fromkeys(
         (
             "matrix:sf-nx.t/4", "matrix:sf-nd.t/4", "matrix:sf-fe.t/4", "matrix:rf-nx.t/4",
             "matrix:rf-nd.t/4", "matrix:rf-fe.t/4", "matrix:to-nx.t/4", "matrix:to-nd.t/4",

@@ -67,3 +67,15 @@ def test_digits_and_dots_are_no_name_for_ipv4(name: str) -> None:
     if _config.check_name(name):
         with pytest.raises(AssertionError, match="no query is sent"):
             resolve(name, U)
+
+
+def test_the_hosts_file_takes_names_dns_would_refuse() -> None:
+    """glibc checks a name (``res_hnok``) in its dns module only: a hosts line for
+    ``-dash.test`` answers; without one, the name is EAI_NONAME with no query."""
+    resolution = Resolution(system("10.0.0.11 -dash.test\n"), "-dash.test", 80, V4, no_socket)
+    resolution.start(0.0)
+    assert [c.address[0] for c in resolution.lookups[socket.AF_INET].candidates] == ["10.0.0.11"]
+    assert resolve("-dash.test", U) == {
+        socket.AF_INET6: socket.EAI_NONAME,
+        socket.AF_INET: socket.EAI_NONAME,
+    }

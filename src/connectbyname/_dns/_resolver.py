@@ -438,9 +438,6 @@ class Resolution:
         host, families = self._host, tuple(self.lookups)
         if self._numeric(host, families):
             return
-        if not _config.check_name(host):
-            self._fail_all(socket.EAI_NONAME, "not a valid host name")
-            return
         # nsswitch.conf is "files dns" (else the system's getaddrinfo answers): the
         # hosts file first, per family as glibc's files module does (one lookup of both
         # families for AF_UNSPEC: a name listed for IPv4 only gets no AAAA query).
@@ -448,6 +445,10 @@ class Resolution:
         found = self._config.lookup_hosts(host, family)
         if found is not None:
             self._answer_from_hosts(found)
+            return
+        # Only the dns module checks the name (res_hnok): the files module takes any.
+        if not _config.check_name(host):
+            self._fail_all(socket.EAI_NONAME, "not a valid host name")
             return
         walk = self._walk = _config.SearchWalk(host, self._config.resolv)
         name = walk.first()
