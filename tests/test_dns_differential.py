@@ -901,10 +901,6 @@ OPEN: dict[str, str] = {
         "AF_INET maps the walk's end as gethostbyname2_r does (notes §9b), not as AF_UNSPEC",
     ),
     **dict.fromkeys(
-        ("no-aaaa:nx.test/6", "no-aaaa:nx.test/U", "no-aaaa:sf.test/6", "no-aaaa:queries"),
-        "no-aaaa: the IPv6 lookup fails at once with EAI_NODATA, without glibc's A query",
-    ),
-    **dict.fromkeys(
         ("use-vc:udp-dropped.test/U", "use-vc:udp-dropped.test/4", "use-vc:queries"),
         "use-vc is ignored: queries go over UDP and wait without limit",
     ),

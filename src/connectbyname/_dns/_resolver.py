@@ -316,6 +316,47 @@ class Exchange:
         self._close(discard)
 
 
+class _AForAAAA(Exchange):
+    """glibc's ``no-aaaa`` for an IPv6 lookup alone (``__res_handle_no_aaaa``): an A
+    query in place of the AAAA one, of whose reply only the rcode counts (the records
+    are dropped: an answer is NODATA, NXDOMAIN stays NXDOMAIN, a server's failure its
+    failure). Its own reply is cached as the A answer it is."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        name: str,
+        rtype: int,
+        conf: _config.ResolvConf,
+        *,
+        sockets: dict[int, socket.socket],
+        key: int,
+        new_socket: _NewSocket,
+    ) -> None:
+        super().__init__(name, _wire.A, conf, sockets=sockets, key=key, new_socket=new_socket)
+
+    def start(self, now: float) -> None:
+        super().start(now)
+        self._drop_records()
+
+    def _finish(
+        self,
+        reply: Reply,
+        now: float,
+        discard: Callable[[socket.socket], None] | None,
+        *,
+        cache: bool,
+    ) -> None:
+        super()._finish(reply, now, discard, cache=cache)
+        self._drop_records()
+
+    def _drop_records(self) -> None:
+        reply = self.reply
+        if reply is not None and reply.outcome is _config.Outcome.SUCCESS:
+            self.reply = Reply(_config.Outcome.NODATA, reply.rcode, ttl=reply.ttl)
+
+
 class _TCPState:
     __slots__ = ("connected", "incoming", "outgoing")
 
@@ -490,16 +531,17 @@ class Resolution:
     def _ask(self, name: str, now: float) -> None:
         resolv = self._config.resolv
         types = [_RTYPE[f] for f, lookup in self.lookups.items() if not lookup.done()]
-        if resolv.no_aaaa and _wire.AAAA in types:
-            # glibc's no-aaaa: AAAA is never asked; that family has no address.
+        if resolv.no_aaaa and _wire.AAAA in types and _wire.A in types:
+            # glibc's no-aaaa, both families: only A is asked, and the IPv6 lookup ends
+            # with the walk, without an address (alone, it asks A: see _AForAAAA).
             types.remove(_wire.AAAA)
-            self.lookups[socket.AF_INET6].finish([], self._error(socket.EAI_NODATA, "no-aaaa"))
         if self.https and self.services is None:
             types.append(_wire.HTTPS)
         self._done_order = []
         for number, rtype in enumerate(types):
             qname = _https_name(name, self._port) if rtype == _wire.HTTPS else name
-            exchange = Exchange(
+            kind = _AForAAAA if rtype == _wire.AAAA and resolv.no_aaaa else Exchange
+            exchange = kind(
                 qname, rtype, resolv, sockets=self._sockets, key=number, new_socket=self._new_socket
             )
             self._exchanges[rtype] = exchange
@@ -576,11 +618,11 @@ class Resolution:
             # This name is the one (glibc: either reply with answers); each family's
             # answer goes to the race as it comes.
             for family, lookup in self.lookups.items():
-                found = exchanges.get(_RTYPE[family])
-                if lookup.done() or found is None or found.reply is None:
+                found = exchanges.get(_RTYPE[family])  # None: not asked (no-aaaa)
+                reply = None if found is None else found.reply
+                if lookup.done() or (found is not None and reply is None):
                     continue
-                reply = found.reply
-                if reply.addresses:
+                if reply is not None and reply.addresses:
                     lookup.finish(
                         [_candidate(family, a, self._port) for a in reply.addresses], None
                     )
