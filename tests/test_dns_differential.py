@@ -893,14 +893,6 @@ CONFIGS: list[Config] = [BASE, *SEARCH, MATRIX, *SERVERS, *OPTIONS, ORDER]
 #: "config:queries" (the queries sent), "api:label" (a public API check), "rotate".
 OPEN: dict[str, str] = {
     **dict.fromkeys(
-        (
-            "matrix:sf-nx.t/4", "matrix:sf-nd.t/4", "matrix:sf-fe.t/4", "matrix:rf-nx.t/4",
-            "matrix:rf-nd.t/4", "matrix:rf-fe.t/4", "matrix:to-nx.t/4", "matrix:to-nd.t/4",
-            "matrix:to-fe.t/4",
-        ),
-        "AF_INET maps the walk's end as gethostbyname2_r does (notes §9b), not as AF_UNSPEC",
-    ),
-    **dict.fromkeys(
         ("use-vc:udp-dropped.test/U", "use-vc:udp-dropped.test/4", "use-vc:queries"),
         "use-vc is ignored: queries go over UDP and wait without limit",
     ),

@@ -1411,6 +1411,13 @@ _H_ERRNO: Final = {
 }
 
 
+#: Outcomes of a query no server replied to: res_send fails (errno ETIMEDOUT or
+#: ECONNREFUSED), so nss_dns says UNAVAIL.
+_SEND_FAILED: Final = frozenset(
+    {Outcome.TIMEOUT, Outcome.SERVFAIL, Outcome.REFUSED, Outcome.CONNREFUSED}
+)
+
+
 def _absolute(name: str) -> str:
     """The name with a trailing (unescaped) dot."""
     if name.endswith("."):
@@ -1451,6 +1458,8 @@ class SearchWalk:
         #: The names handed out so far.
         self.queried: list[str] = []
         self._h = HOST_NOT_FOUND
+        #: How the last query sent ended (None: nothing sent).
+        self._last: Outcome | None = None
         self._connrefused = False
         self._servfail = False
         self._succeeded = False
@@ -1481,16 +1490,28 @@ class SearchWalk:
             raise RuntimeError("next() follows first() and a returned name")
         return self._advance(outcome)
 
-    def error(self) -> int:
-        """The ``socket.EAI_*`` code glibc returns for an AF_UNSPEC or AF_INET6 lookup
-        whose last source (dns) failed (§9a): TRY_AGAIN → EAI_AGAIN, NO_DATA →
-        EAI_NODATA, anything else → EAI_NONAME; 0 after a success. (An AF_INET lookup
-        through ``gethostbyname2_r`` maps some cases differently (§9b: e.g. a timeout
-        then NXDOMAIN is EAI_NONAME); the engine compares itself with AF_UNSPEC.)"""
+    def error(self, family: int = socket.AF_UNSPEC) -> int:
+        """The ``socket.EAI_*`` code glibc returns for a lookup whose last source (dns)
+        failed; 0 after a success.
+
+        - AF_UNSPEC and AF_INET6 (``get_nss_addresses``, §9a): TRY_AGAIN → EAI_AGAIN,
+          NO_DATA → EAI_NODATA, anything else → EAI_NONAME.
+        - AF_INET (``try_simple_gethostbyname`` over ``gethostbyname2_r``, §9b): the
+          status comes from the last query sent. If it got a reply, NO_DATA →
+          EAI_NODATA and anything else → EAI_NONAME (so a timeout, then NXDOMAIN with
+          the search suffix, is EAI_NONAME). If no server replied (timeout, error
+          replies, refused), TRY_AGAIN → EAI_AGAIN, and anything else is the caller's
+          ``errno`` made an EAI code: EAI_NONAME for 0, else EAI_NODATA, which is
+          what a Python caller gets (its errno is hardly ever 0): EAI_NODATA here.
+        """
         if not self._done:
             raise RuntimeError("the walk is not finished")
         if self._succeeded:
             return 0
+        if family == socket.AF_INET and self._last not in _SEND_FAILED:
+            return socket.EAI_NODATA if self._h == NO_DATA else socket.EAI_NONAME
+        if family == socket.AF_INET and self._h != TRY_AGAIN:
+            return socket.EAI_NODATA
         if self._h == TRY_AGAIN:
             return socket.EAI_AGAIN
         if self._h == NO_DATA:
@@ -1520,6 +1541,7 @@ class SearchWalk:
             self._h = NO_RECOVERY  # res_mkquery failed: nothing sent, errno unchanged
             return False
         outcome = yield _absolute(text)
+        self._last = outcome
         if outcome is Outcome.SUCCESS:
             self._succeeded = True
             return True

@@ -494,7 +494,7 @@ class Resolution:
         walk = self._walk = _config.SearchWalk(host, self._config.resolv)
         name = walk.first()
         if name is None:
-            self._fail_all(walk.error(), "")
+            self._walk_failed(walk)
             return
         self._ask(name, now)
 
@@ -642,9 +642,15 @@ class Resolution:
         self._exchanges = {}
         self._done_order = []
         if following is None:
-            self._fail_all(walk.error(), "")
+            self._walk_failed(walk)
             return
         self._ask(following, now)
+
+    def _walk_failed(self, walk: _config.SearchWalk) -> None:
+        """The search walk ended without an answer: its error, for the family asked
+        (AF_INET alone maps it as glibc's gethostbyname2_r does)."""
+        families = tuple(self.lookups)
+        self._fail_all(walk.error(families[0] if len(families) == 1 else socket.AF_UNSPEC), "")
 
     def _no_address(self) -> NameResolutionError:
         """A family without an address at the name the walk stopped at (a reply had
