@@ -389,10 +389,12 @@ def tcp_bounded(glibc: dict[str, Any], engine: dict[str, Any]) -> None:
 
 def not_sticky(glibc: dict[str, Any], engine: dict[str, Any]) -> None:
     """After a lookup whose AAAA timed out, glibc asks one query at a time on that
-    thread for good (A, then AAAA: 0.3 + 0.3 s); the engine asks both at once."""
-    assert _addresses(engine) == _addresses(glibc) == ["192.0.2.72", "2001:db8::72"]
-    assert glibc["elapsed"] >= 0.55
-    assert engine["elapsed"] < 0.5
+    thread for good (A, then AAAA: 0.4 + 0.4 s, close to its 1 s for both: the AAAA
+    answer may come too late); the engine asks both at once (0.4 s)."""
+    assert _addresses(engine) == ["192.0.2.72", "2001:db8::72"]
+    assert set(_addresses(glibc)) <= set(_addresses(engine))
+    assert glibc["elapsed"] >= 0.75
+    assert engine["elapsed"] < 0.7
 
 
 def servfail_a_alone(glibc: dict[str, Any], engine: dict[str, Any]) -> None:
@@ -491,7 +493,7 @@ BASE_DNS: dict[str, Any] = {
     "stray-only.test": Reply(["192.0.2.9"], drop=True, stray=("wrong-question",)),
     "short-stray.test": Reply(["192.0.2.10"], delay=0.1, stray=("short",)),
     "1.2.3.4.5": "192.0.2.55",
-    "slow.test": {"A": Reply("192.0.2.72", delay=0.3), "AAAA": Reply("2001:db8::72", delay=0.3)},
+    "slow.test": {"A": Reply("192.0.2.72", delay=0.4), "AAAA": Reply("2001:db8::72", delay=0.4)},
 }
 
 BASE = Config(
@@ -570,7 +572,7 @@ BASE = Config(
         "options": "timeout:1 attempts:2",
         "http": ["127.0.0.1", "::1"],
     },
-    hang_after=4.5,
+    hang_after=5.0,
 )
 
 SEARCH_DNS: dict[str, Any] = {
