@@ -387,6 +387,14 @@ def tcp_bounded(glibc: dict[str, Any], engine: dict[str, Any]) -> None:
     assert engine["elapsed"] < 2.5
 
 
+def tcp_next_server(glibc: dict[str, Any], engine: dict[str, Any]) -> None:
+    """use-vc, the first server accepts TCP and never answers: glibc waits without
+    limit; the engine asks the second server after the first's 1 s."""
+    assert glibc.get("hang")
+    assert _addresses(engine) == sorted(LOOPBACK_ANSWER)
+    assert 0.9 <= engine["elapsed"] < 2.5
+
+
 def not_sticky(glibc: dict[str, Any], engine: dict[str, Any]) -> None:
     """After a lookup whose AAAA timed out, glibc asks one query at a time on that
     thread for good (A, then AAAA: 0.4 + 0.4 s, close to its 1 s for both: the AAAA
@@ -415,6 +423,7 @@ PER_FAMILY = (
 D_AAAA_DROPPED = Differs(PER_FAMILY + " (no 3 x timeout wait for a dropped AAAA)", a_at_once)
 D_A_DROPPED = Differs(PER_FAMILY + " (no EAI_AGAIN when only A times out)", aaaa_at_once)
 D_TCP = Differs("TCP bounded: a server's turn ends over TCP too", tcp_bounded)
+D_TCP_NEXT = Differs("TCP bounded: a server's turn ends over TCP too", tcp_next_server)
 D_STICKY = Differs("no sticky single-request mode after a timeout", not_sticky)
 D_SINGLE = Differs(
     PER_FAMILY + " (options single-request(-reopen) change only how glibc sends)",
@@ -837,6 +846,26 @@ OPTIONS = [
         },
     ),
     Config(
+        "use-vc-silent-first",
+        "options use-vc timeout:1, the first server silent over TCP",
+        [Case("ok.test", "U", "31", differs=D_TCP_NEXT)],
+        lab={
+            "dns": [
+                DNSConfig(host="127.0.0.2", default=DROP),
+                DNSConfig(host="127.0.0.3", names={"ok.test": LOOPBACK_ANSWER}),
+            ],
+            "options": "use-vc timeout:1",
+        },
+        hang_after=3.0,
+        query_differences=(
+            (
+                "engine",
+                "glibc waits for the first server for good",
+                lambda query: query[0] == "127.0.0.3:53",
+            ),
+        ),
+    ),
+    Config(
         "single-request",
         "options single-request, timeout:1",
         [
@@ -894,10 +923,6 @@ CONFIGS: list[Config] = [BASE, *SEARCH, MATRIX, *SERVERS, *OPTIONS, ORDER]
 #: Disagreements not resolved (expected failures): "config:label" (a case),
 #: "config:queries" (the queries sent), "api:label" (a public API check), "rotate".
 OPEN: dict[str, str] = {
-    **dict.fromkeys(
-        ("use-vc:udp-dropped.test/U", "use-vc:udp-dropped.test/4", "use-vc:queries"),
-        "use-vc is ignored: queries go over UDP and wait without limit",
-    ),
     "rotate": "options rotate is ignored: every lookup starts at the first nameserver",
 }  # fmt: skip
 

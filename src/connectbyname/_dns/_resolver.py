@@ -207,23 +207,36 @@ class Exchange:
         self._close(discard)
         while True:
             self._step += 1
-            if self._step >= len(self._schedule) or (self._tcp is not None):
+            if self._step >= len(self._schedule) or (
+                self._tcp is not None and not self._conf.use_vc
+            ):
                 outcome = self._failure
                 self._finish(Reply(outcome, self._rcode), now, discard, cache=False)
                 return
             index, wait = self._schedule[self._step]
             server = self._conf.nameservers[index]
+            if self._conf.use_vc:
+                # options use-vc: over TCP from the start, one pass over the servers (the
+                # schedule's); glibc waits without limit, here a server's turn lasts as
+                # long as over UDP.
+                self._new_query()
+                self._deadline = now + _config.server_timeout(self._conf, index)
+                self._switch_to_tcp(now, discard)
+                return
             if self._send_udp(server):
                 self._deadline = now + wait
                 return
             self._failure = _config.Outcome.CONNREFUSED  # no route, or refused at once
 
-    def _send_udp(self, server: _config.Nameserver) -> bool:
-        family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
+    def _new_query(self) -> None:
         self._ident = secrets.randbits(16)
         self._message = _wire.build_query(
             self.name, self.rtype, ident=self._ident, ad=self._conf.trust_ad
         )
+
+    def _send_udp(self, server: _config.Nameserver) -> bool:
+        family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
+        self._new_query()
         try:
             sock = self._new_socket(self._sockets, self._key, family, socket.SOCK_DGRAM)
             sock.connect(server.sockaddr)
@@ -233,7 +246,7 @@ class Exchange:
             return False
         return True
 
-    def _switch_to_tcp(self, now: float, discard: Callable[[socket.socket], None]) -> None:
+    def _switch_to_tcp(self, now: float, discard: Callable[[socket.socket], None] | None) -> None:
         index = self._schedule[self._step][0]
         server = self._conf.nameservers[index]
         self._close(discard)
