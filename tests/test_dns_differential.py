@@ -922,9 +922,7 @@ CONFIGS: list[Config] = [BASE, *SEARCH, MATRIX, *SERVERS, *OPTIONS, ORDER]
 
 #: Disagreements not resolved (expected failures): "config:label" (a case),
 #: "config:queries" (the queries sent), "api:label" (a public API check), "rotate".
-OPEN: dict[str, str] = {
-    "rotate": "options rotate is ignored: every lookup starts at the first nameserver",
-}  # fmt: skip
+OPEN: dict[str, str] = {}
 
 # Through the public API: [label, name, family, timeout], per namespace.
 API_CHECKS: dict[str, list[list[Any]]] = {
@@ -1249,7 +1247,6 @@ def test_silent_nameservers_end_at_the_call_timeout(differential: Differential) 
         assert 2.9 <= run.engine[label]["elapsed"] < 3.6  # 1 s per server, as glibc
 
 
-@pytest.mark.xfail(strict=True, reason=OPEN["rotate"])
 def test_rotate_spreads_over_the_servers(differential: Differential) -> None:
     """options rotate, two servers with different answers: glibc starts each lookup at
     the next server (from a random one); so does the engine."""

@@ -104,11 +104,12 @@ class Exchange:
         sockets: dict[int, socket.socket],
         key: int,
         new_socket: _NewSocket,
+        offset: int = 0,
     ) -> None:
         self.name = name
         self.rtype = rtype
         self._conf = conf
-        self._schedule = _config.schedule(conf)
+        self._schedule = _config.schedule(conf, offset)
         self._sockets = sockets
         self._key = key
         self._new_socket = new_socket
@@ -346,8 +347,11 @@ class _AForAAAA(Exchange):
         sockets: dict[int, socket.socket],
         key: int,
         new_socket: _NewSocket,
+        offset: int = 0,
     ) -> None:
-        super().__init__(name, _wire.A, conf, sockets=sockets, key=key, new_socket=new_socket)
+        super().__init__(
+            name, _wire.A, conf, sockets=sockets, key=key, new_socket=new_socket, offset=offset
+        )
 
     def start(self, now: float) -> None:
         super().start(now)
@@ -551,11 +555,20 @@ class Resolution:
         if self.https and self.services is None:
             types.append(_wire.HTTPS)
         self._done_order = []
+        # options rotate: the first server asked moves on by one per name, as glibc's
+        # per-process offset (one per send of A and AAAA together).
+        offset = _config.next_rotate_offset(resolv)
         for number, rtype in enumerate(types):
             qname = _https_name(name, self._port) if rtype == _wire.HTTPS else name
             kind = _AForAAAA if rtype == _wire.AAAA and resolv.no_aaaa else Exchange
             exchange = kind(
-                qname, rtype, resolv, sockets=self._sockets, key=number, new_socket=self._new_socket
+                qname,
+                rtype,
+                resolv,
+                sockets=self._sockets,
+                key=number,
+                new_socket=self._new_socket,
+                offset=offset,
             )
             self._exchanges[rtype] = exchange
             exchange.start(now)
