@@ -503,6 +503,13 @@ BASE_DNS: dict[str, Any] = {
     "short-stray.test": Reply(["192.0.2.10"], delay=0.1, stray=("short",)),
     "1.2.3.4.5": "192.0.2.55",
     "slow.test": {"A": Reply("192.0.2.72", delay=0.4), "AAAA": Reply("2001:db8::72", delay=0.4)},
+    # Over 512 octets: glibc (no EDNS) gets TC=1 and asks over TCP; the engine's EDNS0
+    # (1232) takes it over UDP.
+    "big.test": {
+        "A": [f"192.0.2.{n}" for n in range(100, 140)],
+        "AAAA": [f"2001:db8::{n:x}" for n in range(100, 130)],
+    },
+    "nx-cname.test": {"CNAME": Reply("nowhere.test.", rcode="NXDOMAIN")},
 }
 
 BASE = Config(
@@ -549,6 +556,8 @@ BASE = Config(
         *cases("a-formerr-aaaa-ok.test", "U", "§9"),
         *cases("a-lame-aaaa-ok.test", "U", "§5"),
         *cases("tc.test", "U", "30"),
+        *cases("big.test", "U46", "§5"),
+        *cases("nx-cname.test", "U4", "§6"),
         Case("tc-silent.test", "4", "31", differs=D_TCP),
         *cases("c1.test", "U46", "51"),
         *cases("conly.test", "U46", "52"),
@@ -582,6 +591,13 @@ BASE = Config(
         "http": ["127.0.0.1", "::1"],
     },
     hang_after=5.0,
+    query_differences=(
+        (
+            "glibc",
+            "EDNS0 on: the engine gets over UDP what glibc (no EDNS) asks again over TCP",
+            lambda query: query[1] == "big.test." and query[3] == "tcp",
+        ),
+    ),
 )
 
 SEARCH_DNS: dict[str, Any] = {
@@ -609,6 +625,7 @@ SEARCH = [
             *cases("nd", "U46", "§7"),
             *cases("host.a.example", "U", "§7"),
             *cases("ok", "4", "§7"),
+            *cases("host.", "4", "§7"),
         ],
         lab=SEARCH_LAB,
     ),
@@ -918,7 +935,30 @@ ORDER = Config(
     interface=("10.9.0.2/24", "2001:db8::2/64"),
 )
 
-CONFIGS: list[Config] = [BASE, *SEARCH, MATRIX, *SERVERS, *OPTIONS, ORDER]
+ODD = [
+    Config(
+        "ipv6-only",
+        "an IPv6-only namespace: the nameserver is ::1",
+        [*cases("ok.test", "U46"), *cases("localhost", "U4"), *cases("nx.test", "U")],
+        lab={"dns": {"ok.test": BOTH}, "ipv4": False},
+    ),
+    Config(
+        "resolv-quirks",
+        "resolv.conf read as glibc reads it: comments, an indented line, 127.1 with junk, "
+        "domain then search (the last wins), options by prefix, ndots:0",
+        [*cases("host", "4U", "§4"), *cases("other", "4", "§4"), *cases("x.y", "4", "§4")],
+        lab={
+            "dns": {"host.a.example": "192.0.2.1", "other.ignored.example": "192.0.2.2"},
+            "resolv_conf": (
+                "; a comment\n# another\ndomain ignored.example\nsearch a.example\n"
+                " nameserver 10.0.0.99\nnameserver 127.1 and junk\n"
+                "options ndots:0 timeout:1 attempts:1 rotatexyz\n"
+            ),
+        },
+    ),
+]
+
+CONFIGS: list[Config] = [BASE, *SEARCH, MATRIX, *SERVERS, *OPTIONS, *ODD, ORDER]
 
 #: Disagreements not resolved (expected failures): "config:label" (a case),
 #: "config:queries" (the queries sent), "api:label" (a public API check), "rotate".
