@@ -509,6 +509,10 @@ BASE_DNS: dict[str, Any] = {
         "A": [f"192.0.2.{n}" for n in range(100, 140)],
         "AAAA": [f"2001:db8::{n:x}" for n in range(100, 130)],
     },
+    "nx-with-a.test": {
+        "A": Reply("192.0.2.60", rcode="NXDOMAIN"),
+        "AAAA": Reply("2001:db8::60", rcode="NXDOMAIN"),
+    },
     "nx-cname.test": {"CNAME": Reply("nowhere.test.", rcode="NXDOMAIN")},
 }
 
@@ -557,6 +561,7 @@ BASE = Config(
         *cases("a-lame-aaaa-ok.test", "U", "§5"),
         *cases("tc.test", "U", "30"),
         *cases("big.test", "U46", "§5"),
+        *cases("nx-with-a.test", "U46", "§6"),
         *cases("nx-cname.test", "U4", "§6"),
         Case("tc-silent.test", "4", "31", differs=D_TCP),
         *cases("c1.test", "U46", "51"),

@@ -415,7 +415,9 @@ def _reply(message: _wire.Message, name: str, rtype: int) -> Reply:
                 services=found.services or found.aliases,
                 ttl=found.ttl or 0,
             )
-    else:
+    elif message.rcode == _wire.NOERROR:
+        # Only a NOERROR reply answers (glibc's __res_context_query): the records of
+        # an NXDOMAIN or FORMERR reply are not addresses.
         answer = _wire.addresses(message, name, rtype)
         if answer.addresses:
             return Reply(
