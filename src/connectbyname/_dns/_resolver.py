@@ -22,8 +22,11 @@ when asked for) go out together. Where this differs from glibc, on purpose:
   here each family's answer goes to the race as soon as it is there (RFC 8305), and
   the other's failure is that family's alone;
 - glibc switches a thread to one query at a time after such a timeout, for good; this
-  resolver never does;
-- glibc waits without limit for an answer over TCP; here the server's turn ends;
+  resolver never does, and ignores ``options single-request`` and
+  ``single-request-reopen`` too (glibc then asks A first, and a failed A ends the
+  lookup without AAAA being asked);
+- glibc waits without limit for an answer over TCP (after a truncated answer, or with
+  ``options use-vc``); here the server's turn ends as over UDP;
 - EDNS0 is on (glibc: only with ``options edns0``), as Go's resolver does, so that
   answers up to 1232 bytes (HTTPS records with hints) need no TCP.
 """
