@@ -264,6 +264,8 @@ class DNSConfig:
       ``ipv4only.arpa`` then answers as RFC 7050 says.
     - ``zones``: SOA owners for negative answers (default: the name's last label).
     - ``negative_ttl``: the SOA minimum; ``recursion_available``: the RA flag.
+    - ``shuffle``: send each RRset's records in a new random order every time (as
+      dnspython does, and round-robin servers); ``False``: in the script's order.
     - ``log``: the query log's path (the lab sets it).
     """
 
@@ -277,6 +279,7 @@ class DNSConfig:
     zones: Sequence[str] = ()
     negative_ttl: int = 60
     recursion_available: bool = True
+    shuffle: bool = True
     log: str | None = None
 
     def rules(self) -> dict[str, dict[str, Reply]]:
@@ -295,6 +298,7 @@ class DNSConfig:
             "nat64_prefix": self.nat64_prefix,
             "zones": [_absolute(zone) for zone in self.zones],
             "negative_ttl": self.negative_ttl,
+            "shuffle": self.shuffle,
             "recursion_available": self.recursion_available,
             "log": self.log,
         }
@@ -370,6 +374,7 @@ class _Server:
         }
         self.default = Reply.from_json(config.get("default", NXDOMAIN.to_json()))
         self.negative_ttl = int(config.get("negative_ttl", 60))
+        self.shuffle = bool(config.get("shuffle", True))
         self.recursion_available = bool(config.get("recursion_available", True))
         self.zones = [dns.name.from_text(zone) for zone in config.get("zones", [])]
         dns64 = config.get("dns64", False)
@@ -597,14 +602,14 @@ class _Server:
         if transport == "udp":
             limit = max(512, query.payload) if query.edns >= 0 else 512
         try:
-            data = response.to_wire(max_size=limit)
+            data = response.to_wire(max_size=limit, want_shuffle=self.shuffle)
         except dns.exception.TooBig:
             entry["action"] = "truncate"
             response.flags |= dns.flags.TC
             response.answer = []
             response.authority = []
             response.additional = []
-            data = response.to_wire(max_size=limit)
+            data = response.to_wire(max_size=limit, want_shuffle=self.shuffle)
         if reply.header_only:
             data = data[:4] + bytes(8)
         self._record(entry)
