@@ -513,6 +513,8 @@ BASE_DNS: dict[str, Any] = {
         "A": [f"192.0.2.{n}" for n in range(100, 140)],
         "AAAA": [f"2001:db8::{n:x}" for n in range(100, 130)],
     },
+    # Over 1232 octets: TC=1 and TCP for both sides.
+    "huge.test": {"A": [f"192.0.2.{n}" for n in range(1, 101)]},
     "nx-with-a.test": {
         "A": Reply("192.0.2.60", rcode="NXDOMAIN"),
         "AAAA": Reply("2001:db8::60", rcode="NXDOMAIN"),
@@ -565,6 +567,7 @@ BASE = Config(
         *cases("a-lame-aaaa-ok.test", "U", "§5"),
         *cases("tc.test", "U", "30"),
         *cases("big.test", "U46", "§5"),
+        *cases("huge.test", "U4", "30"),
         *cases("nx-with-a.test", "U46", "§6"),
         *cases("nx-cname.test", "U4", "§6"),
         Case("tc-silent.test", "4", "31", differs=D_TCP),
@@ -605,6 +608,11 @@ BASE = Config(
             "glibc",
             "EDNS0 on: the engine gets over UDP what glibc (no EDNS) asks again over TCP",
             lambda query: query[1] == "big.test." and query[3] == "tcp",
+        ),
+        (
+            "glibc",
+            PER_FAMILY + ": glibc asks both types again over TCP when one is truncated",
+            lambda query: query[1:] == ("huge.test.", "AAAA", "tcp"),
         ),
     ),
 )
