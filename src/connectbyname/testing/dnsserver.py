@@ -109,7 +109,8 @@ class Reply:
     - ``rcode``: ``"NOERROR"``, ``"SERVFAIL"``, ``"REFUSED"``, ``"NXDOMAIN"``,
       ``"FORMERR"`` or ``"NOTIMP"``.
     - ``drop``: never answer: ``True`` over both transports, or only over ``"udp"`` or
-      ``"tcp"`` (a TCP connection is then accepted and left silent).
+      ``"tcp"`` (a TCP connection is then accepted and left silent); ``"tcp-close"``:
+      over TCP, close the connection on the query (UDP answers as usual).
     - ``truncate``: over UDP, answer with TC=1 and an ``"empty"`` (``True``) or
       ``"partial"`` (the first record only) answer section; the whole answer goes
       over TCP.
@@ -128,7 +129,7 @@ class Reply:
     ttl: int = 60
     delay: float = 0.0
     rcode: str = "NOERROR"
-    drop: bool | Literal["udp", "tcp"] = False
+    drop: bool | Literal["udp", "tcp", "tcp-close"] = False
     truncate: bool | Literal["empty", "partial"] = False
     stray: tuple[StrayKind, ...] = ()
     authoritative: bool = True
@@ -150,8 +151,8 @@ class Reply:
         for kind in self.stray:
             if kind not in _STRAY_KINDS:
                 raise ValueError(f"unknown stray kind {kind!r}: one of {', '.join(_STRAY_KINDS)}")
-        if self.drop not in (True, False, "udp", "tcp"):
-            raise ValueError(f"drop must be a bool, 'udp' or 'tcp', not {self.drop!r}")
+        if self.drop not in (True, False, "udp", "tcp", "tcp-close"):
+            raise ValueError(f"drop must be a bool, 'udp', 'tcp' or 'tcp-close': {self.drop!r}")
         if self.truncate not in (True, False, "empty", "partial"):
             raise ValueError(f"truncate must be a bool, 'empty' or 'partial': {self.truncate!r}")
         if self.delay < 0 or self.ttl < 0:
@@ -324,7 +325,7 @@ class Query(NamedTuple):
     server: str
     #: The message ID.
     id: int | None
-    #: What the server did: ``"answer"``, ``"drop"``, ``"truncate"``.
+    #: What the server did: ``"answer"``, ``"drop"``, ``"truncate"``, ``"close"``.
     action: str
     #: The rcode sent (or that would have been).
     rcode: str | None
@@ -580,6 +581,10 @@ class _Server:
         plan = self.plan(question.name, rdtype)
         reply = plan.reply
         entry.update(name=question.name.to_text(), type=rdtype, rcode=plan.rcode)
+        if transport == "tcp" and reply.drop == "tcp-close":
+            entry["action"] = "close"
+            self._record(entry)
+            return b"", [], 0.0  # the caller closes the connection
         if reply.drop is True or reply.drop == transport:
             entry["action"] = "drop"
             self._record(entry)
@@ -685,6 +690,9 @@ class _Server:
                 self._close(conn)
                 return
             data, _, delay = self.handle(wire, "tcp", peer, label)
+            if data == b"":
+                self._close(conn)
+                return
             if data is not None:
                 framed = len(data).to_bytes(2, "big") + data
                 self._later(delay, functools.partial(self._send_tcp, conn, framed))
