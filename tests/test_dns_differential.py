@@ -774,6 +774,48 @@ SERVERS = [
         },
     ),
     Config(
+        "tc-then-tcp-closed",
+        "the first server truncates and closes TCP connections, the second answers; timeout:1",
+        [*cases("ok.test", "U4", "30")],
+        lab={
+            "dns": [
+                DNSConfig(
+                    host="127.0.0.2",
+                    names={"ok.test": Reply(truncate=True, drop="tcp-close")},
+                ),
+                DNSConfig(host="127.0.0.3", names={"ok.test": LOOPBACK_ANSWER}),
+            ],
+            "options": "timeout:1",
+        },
+        query_differences=(
+            (
+                "engine",
+                "a TCP connection per type: the server closed glibc's one on its first query",
+                lambda query: query[0] == "127.0.0.2:53" and query[2:] == ("AAAA", "tcp"),
+            ),
+        ),
+    ),
+    Config(
+        "tc-then-tcp-silent",
+        "the first server truncates and never answers over TCP, the second answers; timeout:1",
+        [Case("ok.test", "U", "31", differs=D_TCP_NEXT)],
+        lab={
+            "dns": [
+                DNSConfig(host="127.0.0.2", names={"ok.test": Reply(truncate=True, drop="tcp")}),
+                DNSConfig(host="127.0.0.3", names={"ok.test": LOOPBACK_ANSWER}),
+            ],
+            "options": "timeout:1",
+        },
+        hang_after=3.0,
+        query_differences=(
+            (
+                "engine",
+                "glibc waits for the first server for good",
+                lambda query: query[0] == "127.0.0.3:53",
+            ),
+        ),
+    ),
+    Config(
         "refused-first",
         "the first nameserver's port closed (ICMP), the second answering",
         [*cases("ok.test", "U", "37")],
@@ -1019,7 +1061,15 @@ CONFIGS: list[Config] = [BASE, *SEARCH, MATRIX, *SERVERS, *OPTIONS, *ODD, *FALLB
 
 #: Disagreements not resolved (expected failures): "config:label" (a case),
 #: "config:queries" (the queries sent), "api:label" (a public API check), "rotate".
-OPEN: dict[str, str] = {}
+OPEN: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "tc-then-tcp-closed:ok.test/U", "tc-then-tcp-closed:ok.test/4",
+            "tc-then-tcp-closed:queries", "tc-then-tcp-silent:ok.test/U",
+        ),
+        "after a truncated answer the engine asks that server over TCP and no other",
+    ),
+}  # fmt: skip
 
 # Through the public API: [label, name, family, timeout], per namespace.
 API_CHECKS: dict[str, list[list[Any]]] = {
@@ -1059,7 +1109,10 @@ ROTATE_LAB = {
 # --------------------------------------------------------------------------- running
 
 #: The namespaces whose cases take longest (timeouts), started first.
-SLOW = ["base", "matrix", "silent", "use-vc-silent-first", "two-servers", "search"]
+SLOW = [
+    "base", "matrix", "silent", "use-vc-silent-first", "tc-then-tcp-silent", "two-servers",
+    "search",
+]  # fmt: skip
 
 Query = tuple[str, ...]  # (server, name as sent, type, transport)
 
