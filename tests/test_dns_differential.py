@@ -1061,15 +1061,7 @@ CONFIGS: list[Config] = [BASE, *SEARCH, MATRIX, *SERVERS, *OPTIONS, *ODD, *FALLB
 
 #: Disagreements not resolved (expected failures): "config:label" (a case),
 #: "config:queries" (the queries sent), "api:label" (a public API check), "rotate".
-OPEN: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "tc-then-tcp-closed:ok.test/U", "tc-then-tcp-closed:ok.test/4",
-            "tc-then-tcp-closed:queries", "tc-then-tcp-silent:ok.test/U",
-        ),
-        "after a truncated answer the engine asks that server over TCP and no other",
-    ),
-}  # fmt: skip
+OPEN: dict[str, str] = {}
 
 # Through the public API: [label, name, family, timeout], per namespace.
 API_CHECKS: dict[str, list[list[Any]]] = {

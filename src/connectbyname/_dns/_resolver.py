@@ -185,6 +185,10 @@ class Exchange:
         if not _wire.matches(message, self._ident, self.name, self.rtype):
             return
         if message.tc and self._tcp is None:
+            # As glibc: this server again over TCP, then the others left in this pass,
+            # over TCP too, and no further pass (_config.tcp_fallback).
+            count = len(self._conf.nameservers)
+            del self._schedule[(self._step // count + 1) * count :]
             self._switch_to_tcp(now, discard)
             return
         self._answered(message, now, discard)
@@ -211,18 +215,16 @@ class Exchange:
         self._close(discard)
         while True:
             self._step += 1
-            if self._step >= len(self._schedule) or (
-                self._tcp is not None and not self._conf.use_vc
-            ):
+            if self._step >= len(self._schedule):
                 outcome = self._failure
                 self._finish(Reply(outcome, self._rcode), now, discard, cache=False)
                 return
             index, wait = self._schedule[self._step]
             server = self._conf.nameservers[index]
-            if self._conf.use_vc:
-                # options use-vc: over TCP from the start, one pass over the servers (the
-                # schedule's); glibc waits without limit, here a server's turn lasts as
-                # long as over UDP.
+            if self._conf.use_vc or self._tcp is not None:
+                # options use-vc, or after a truncated answer: over TCP, one pass over
+                # the servers (the schedule's); glibc waits without limit, here a
+                # server's turn lasts as long as over UDP.
                 self._new_query()
                 self._deadline = now + _config.server_timeout(self._conf, index)
                 self._switch_to_tcp(now, discard)
