@@ -184,8 +184,9 @@ class Exchange:
             return  # not an answer to anything: keep waiting, as glibc does
         if not _wire.matches(message, self._ident, self.name, self.rtype):
             return
-        if message.tc and self._tcp is None:
-            # As glibc: this server again over TCP, then the others left in this pass,
+        if message.tc and self._tcp is None and not _fails_server(message):
+            # As glibc (an error or lame reply fails the server, truncated or not):
+            # this server again over TCP, then the others left in this pass,
             # over TCP too, and no further pass (_config.tcp_fallback).
             count = len(self._conf.nameservers)
             del self._schedule[(self._step // count + 1) * count :]
@@ -197,7 +198,7 @@ class Exchange:
         self, message: _wire.Message, now: float, discard: Callable[[socket.socket], None]
     ) -> None:
         rcode = message.rcode
-        if rcode in (_wire.SERVFAIL, _wire.NOTIMP, _wire.REFUSED) or _is_lame(message):
+        if _fails_server(message):
             # This server failed: the next one is asked at once.
             self._rcode = rcode
             self._failure = (
@@ -395,6 +396,12 @@ _SERVER_FAILURE = {
     _wire.REFUSED: _config.Outcome.REFUSED,
     _wire.NOTIMP: _config.Outcome.REFUSED,
 }
+
+
+def _fails_server(message: _wire.Message) -> bool:
+    """A reply that ends this server's turn (``send_dg``): SERVFAIL, NOTIMP, REFUSED, or
+    a lame one."""
+    return message.rcode in (_wire.SERVFAIL, _wire.NOTIMP, _wire.REFUSED) or _is_lame(message)
 
 
 def _is_lame(message: _wire.Message) -> bool:
