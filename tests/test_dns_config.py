@@ -865,6 +865,11 @@ def test_row42_servfail_continues_the_search() -> None:
     assert (queried, error) == (["sf.a.example.", "sf.b.example."], 0)
     # SERVFAIL everywhere: EAI_AGAIN (got_servfail), even after a last NXDOMAIN.
     assert walk("sf", AB, {"sf.a.example.": Outcome.SERVFAIL})[1] == socket.EAI_AGAIN
+    answer = Outcome.SERVFAIL_ANSWER  # over TCP: the same for the walk
+    assert walk("sf", AB, {"sf.a.example.": answer}) == (
+        ["sf.a.example.", "sf.b.example.", "sf."],
+        socket.EAI_AGAIN,
+    )
 
 
 def test_row43_no_tld_query() -> None:
@@ -891,6 +896,7 @@ def test_row44_root_in_the_search_list() -> None:
         (Outcome.SERVFAIL, Outcome.NXDOMAIN, socket.EAI_AGAIN),
         (Outcome.NXDOMAIN, Outcome.NODATA, socket.EAI_NONAME),
         (Outcome.OTHER, Outcome.NXDOMAIN, socket.EAI_NONAME),
+        (Outcome.SERVFAIL_ANSWER, Outcome.NXDOMAIN, socket.EAI_AGAIN),
     ],
 )
 def test_row45_as_is_then_suffix_errors_af_unspec(
@@ -916,6 +922,8 @@ def test_row45_as_is_then_suffix_errors_af_unspec(
         # The caller's errno (non-zero from Python): EAI_NODATA.
         (Outcome.NXDOMAIN, Outcome.TIMEOUT, socket.EAI_NODATA),
         (Outcome.OTHER, Outcome.SERVFAIL, socket.EAI_NODATA),
+        # SERVFAIL as the answer (over TCP): a reply came.
+        (Outcome.SERVFAIL_ANSWER, Outcome.SERVFAIL_ANSWER, socket.EAI_NONAME),
     ],
 )
 def test_row46_as_is_then_suffix_errors_af_inet(

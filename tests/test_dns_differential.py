@@ -1080,15 +1080,7 @@ CONFIGS: list[Config] = [BASE, *SEARCH, MATRIX, *SERVERS, *OPTIONS, *ODD, *FALLB
 
 #: Disagreements not resolved (expected failures): "config:label" (a case),
 #: "config:queries" (the queries sent), "api:label" (a public API check), "rotate".
-OPEN: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "use-vc:ref.test/U", "use-vc:ref.test/4", "use-vc:sf.test/4",
-            "use-vc:notimp.test/U", "use-vc:lame.test/U",
-        ),
-        "over TCP glibc takes an error or lame reply as the answer; the engine fails the server",
-    ),
-}  # fmt: skip
+OPEN: dict[str, str] = {}
 
 # Through the public API: [label, name, family, timeout], per namespace.
 API_CHECKS: dict[str, list[list[Any]]] = {

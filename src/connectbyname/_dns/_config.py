@@ -1374,8 +1374,10 @@ class Outcome(Enum):
     - SUCCESS: a reply was NOERROR with answers (even if they yield no address).
     - NXDOMAIN: h_errno HOST_NOT_FOUND. NODATA: NO_DATA.
     - SERVFAIL: TRY_AGAIN and the rcode left in the first answer buffer is SERVFAIL
-      (every server gave SERVFAIL over UDP, or SERVFAIL came back over TCP): the walk
-      goes on to the next search domain.
+      (every server gave SERVFAIL over UDP): the walk goes on to the next search
+      domain.
+    - SERVFAIL_ANSWER: the same, but SERVFAIL came back as the answer, over TCP: the
+      query got a reply, which only an AF_INET lookup's error tells (§9b).
     - TIMEOUT: TRY_AGAIN otherwise (the servers were reached or timed out; after a
       plain timeout the buffer's rcode is NOERROR): the walk stops searching.
     - REFUSED: TRY_AGAIN with REFUSED or NOTIMP left in the buffer (UDP error replies
@@ -1394,6 +1396,7 @@ class Outcome(Enum):
     NXDOMAIN = "nxdomain"
     NODATA = "nodata"
     SERVFAIL = "servfail"
+    SERVFAIL_ANSWER = "servfail-answer"
     TIMEOUT = "timeout"
     REFUSED = "refused"
     OTHER = "other"
@@ -1404,6 +1407,7 @@ _H_ERRNO: Final = {
     Outcome.NXDOMAIN: HOST_NOT_FOUND,
     Outcome.NODATA: NO_DATA,
     Outcome.SERVFAIL: TRY_AGAIN,
+    Outcome.SERVFAIL_ANSWER: TRY_AGAIN,
     Outcome.TIMEOUT: TRY_AGAIN,
     Outcome.REFUSED: TRY_AGAIN,
     Outcome.CONNREFUSED: TRY_AGAIN,
@@ -1547,7 +1551,7 @@ class SearchWalk:
             return True
         self._h = _H_ERRNO[outcome]
         self._connrefused = outcome is Outcome.CONNREFUSED
-        self._servfail = outcome is Outcome.SERVFAIL
+        self._servfail = outcome in (Outcome.SERVFAIL, Outcome.SERVFAIL_ANSWER)
         return False
 
     def _walk(self) -> Generator[str, Outcome, None]:

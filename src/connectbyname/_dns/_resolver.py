@@ -198,8 +198,9 @@ class Exchange:
         self, message: _wire.Message, now: float, discard: Callable[[socket.socket], None]
     ) -> None:
         rcode = message.rcode
-        if _fails_server(message):
-            # This server failed: the next one is asked at once.
+        if self._tcp is None and _fails_server(message):
+            # This server failed: the next one is asked at once. (Over TCP, glibc's
+            # send_vc takes such a reply as the answer.)
             self._rcode = rcode
             self._failure = (
                 _config.Outcome.SERVFAIL
@@ -739,8 +740,8 @@ def _combined(replies: list[Reply | None]) -> _config.Outcome:
         return _config.Outcome.NXDOMAIN
     if rcode == _wire.NOERROR:
         return _config.Outcome.NODATA
-    if rcode == _wire.SERVFAIL:
-        return _config.Outcome.SERVFAIL
+    if rcode == _wire.SERVFAIL:  # an answer: over TCP
+        return _config.Outcome.SERVFAIL_ANSWER
     return _config.Outcome.OTHER
 
 
