@@ -383,6 +383,13 @@ def aaaa_at_once(glibc: dict[str, Any], engine: dict[str, Any]) -> None:
     assert _family_elapsed(engine, "6") < 0.5
 
 
+def aaaa_nxdomain_stands(glibc: dict[str, Any], engine: dict[str, Any]) -> None:
+    """A dropped, AAAA NXDOMAIN: glibc fails with EAI_AGAIN (as with row 24); the
+    engine takes the AAAA reply's word that the name does not exist."""
+    assert glibc.get("error") == EAI_AGAIN
+    assert engine["error"] == EAI_NONAME
+
+
 def tcp_bounded(glibc: dict[str, Any], engine: dict[str, Any]) -> None:
     """Truncated, then a TCP server that never answers: glibc waits without limit; the
     engine ends the server's turn at its UDP timeout (1 s) and fails."""
@@ -427,6 +434,7 @@ PER_FAMILY = (
 )
 D_AAAA_DROPPED = Differs(PER_FAMILY + " (no 3 x timeout wait for a dropped AAAA)", a_at_once)
 D_A_DROPPED = Differs(PER_FAMILY + " (no EAI_AGAIN when only A times out)", aaaa_at_once)
+D_A_DROPPED_NX = Differs(PER_FAMILY + " (no EAI_AGAIN when only A times out)", aaaa_nxdomain_stands)
 D_TCP = Differs("TCP bounded: a server's turn ends over TCP too", tcp_bounded)
 D_TCP_NEXT = Differs("TCP bounded: a server's turn ends over TCP too", tcp_next_server)
 D_STICKY = Differs("no sticky single-request mode after a timeout", not_sticky)
@@ -483,6 +491,9 @@ BASE_DNS: dict[str, Any] = {
     "a-ref-aaaa-ok.test": {"A": REFUSED, "AAAA": "2001:db8::29"},
     "a-formerr-aaaa-ok.test": {"A": Reply(rcode="FORMERR"), "AAAA": "2001:db8::30"},
     "a-lame-aaaa-ok.test": {"A": LAME, "AAAA": "2001:db8::31"},
+    "a-nx-aaaa-sf.test": {"A": NXDOMAIN, "AAAA": SERVFAIL},
+    "a-drop-aaaa-nx.test": {"A": DROP, "AAAA": NXDOMAIN},
+    "a-nx-aaaa-drop.test": {"A": NXDOMAIN, "AAAA": DROP},
     "tc.test": {
         "A": Reply(["192.0.2.4", "192.0.2.5"], truncate="partial"),
         "AAAA": Reply("2001:db8::4", truncate=True),
@@ -568,6 +579,9 @@ BASE = Config(
         *cases("a-ref-aaaa-ok.test", "U", "§9"),
         *cases("a-formerr-aaaa-ok.test", "U", "§9"),
         *cases("a-lame-aaaa-ok.test", "U", "§5"),
+        *cases("a-nx-aaaa-sf.test", "U", "§9"),
+        Case("a-drop-aaaa-nx.test", "U", "§9", differs=D_A_DROPPED_NX),
+        *cases("a-nx-aaaa-drop.test", "U", "§9"),
         *cases("tc.test", "U", "30"),
         *cases("big.test", "U46", "§5"),
         *cases("huge.test", "U4", "30"),
