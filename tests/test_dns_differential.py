@@ -1101,9 +1101,7 @@ CONFIGS: list[Config] = [BASE, *SEARCH, MATRIX, *SERVERS, *OPTIONS, *ODD, *FALLB
 
 #: Disagreements not resolved (expected failures): "config:label" (a case),
 #: "config:queries" (the queries sent), "api:label" (a public API check), "rotate".
-OPEN: dict[str, str] = {
-    "base:a-nxrec-aaaa-ok.test/U": "glibc takes an NXDOMAIN reply's records when AAAA answers",
-}
+OPEN: dict[str, str] = {}
 
 # Through the public API: [label, name, family, timeout], per namespace.
 API_CHECKS: dict[str, list[list[Any]]] = {

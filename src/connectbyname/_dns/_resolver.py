@@ -60,7 +60,9 @@ NEGATIVE_TTL_WITHOUT_SOA = 5.0
 @dataclass(frozen=True, slots=True)
 class Reply:
     """What one question came to, as the cache keeps it: the addresses (or services)
-    and how long they hold, or a failure kind (`_config.Outcome`) and rcode."""
+    and how long they hold, or a failure kind (`_config.Outcome`) and rcode (with the
+    addresses a failed reply carried anyway, which count only if the name is answered
+    by the other family's reply, as in glibc)."""
 
     outcome: _config.Outcome
     rcode: int
@@ -419,6 +421,7 @@ def _is_lame(message: _wire.Message) -> bool:
 
 def _reply(message: _wire.Message, name: str, rtype: int) -> Reply:
     """What a reply that ended the exchange says, with how long it may be kept."""
+    latent: tuple[str, ...] = ()
     if rtype == _wire.HTTPS:
         found = _wire.services(message, name)
         if found.services or found.aliases:
@@ -428,17 +431,19 @@ def _reply(message: _wire.Message, name: str, rtype: int) -> Reply:
                 services=found.services or found.aliases,
                 ttl=found.ttl or 0,
             )
-    elif message.rcode == _wire.NOERROR:
-        # Only a NOERROR reply answers (glibc's __res_context_query): the records of
-        # an NXDOMAIN or FORMERR reply are not addresses.
+    else:
         answer = _wire.addresses(message, name, rtype)
-        if answer.addresses:
+        if answer.addresses and message.rcode == _wire.NOERROR:
             return Reply(
                 _config.Outcome.SUCCESS,
                 message.rcode,
                 addresses=answer.addresses,
                 ttl=answer.ttl or 0,
             )
+        # Only a NOERROR reply answers (glibc's __res_context_query). The records of
+        # another (an NXDOMAIN with records...) are kept: when the other family's
+        # reply answers, glibc takes them too (gaih_getanswer reads both buffers).
+        latent = answer.addresses
     if message.answers and message.rcode == _wire.NOERROR:
         # Records, but none of this type for the name: glibc's "success" for the walk
         # (either reply NOERROR with answers), with no address from this one.
@@ -450,7 +455,12 @@ def _reply(message: _wire.Message, name: str, rtype: int) -> Reply:
     else:
         outcome = _config.Outcome.OTHER
     ttl = _wire.negative_ttl(message)
-    return Reply(outcome, message.rcode, ttl=NEGATIVE_TTL_WITHOUT_SOA if ttl is None else ttl)
+    return Reply(
+        outcome,
+        message.rcode,
+        addresses=latent,
+        ttl=NEGATIVE_TTL_WITHOUT_SOA if ttl is None else ttl,
+    )
 
 
 _RTYPE = {socket.AF_INET6: _wire.AAAA, socket.AF_INET: _wire.A}
