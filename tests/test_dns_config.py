@@ -865,6 +865,11 @@ def test_row42_servfail_continues_the_search() -> None:
     assert (queried, error) == (["sf.a.example.", "sf.b.example."], 0)
     # SERVFAIL everywhere: EAI_AGAIN (got_servfail), even after a last NXDOMAIN.
     assert walk("sf", AB, {"sf.a.example.": Outcome.SERVFAIL})[1] == socket.EAI_AGAIN
+    answer = Outcome.SERVFAIL_ANSWER  # over TCP: the same for the walk
+    assert walk("sf", AB, {"sf.a.example.": answer}) == (
+        ["sf.a.example.", "sf.b.example.", "sf."],
+        socket.EAI_AGAIN,
+    )
 
 
 def test_row43_no_tld_query() -> None:
@@ -891,17 +896,49 @@ def test_row44_root_in_the_search_list() -> None:
         (Outcome.SERVFAIL, Outcome.NXDOMAIN, socket.EAI_AGAIN),
         (Outcome.NXDOMAIN, Outcome.NODATA, socket.EAI_NONAME),
         (Outcome.OTHER, Outcome.NXDOMAIN, socket.EAI_NONAME),
+        (Outcome.SERVFAIL_ANSWER, Outcome.NXDOMAIN, socket.EAI_AGAIN),
     ],
 )
 def test_row45_as_is_then_suffix_errors_af_unspec(
     as_is: Outcome, suffix: Outcome, error: int
 ) -> None:
-    # Row 46 (AF_INET through gethostbyname2_r) maps timeout->NX and SERVFAIL->NX to
-    # EAI_NONAME instead: the engine compares itself with AF_UNSPEC (§9a), as here.
     conf = resolv("search sfx\n")
     queried, got = walk("x.t", conf, {"x.t.": as_is, "x.t.sfx.": suffix})
     assert queried == ["x.t.", "x.t.sfx."]
     assert got == error
+
+
+@pytest.mark.parametrize(
+    ("as_is", "suffix", "error"),
+    [
+        (Outcome.TIMEOUT, Outcome.NXDOMAIN, socket.EAI_NONAME),
+        (Outcome.SERVFAIL, Outcome.NXDOMAIN, socket.EAI_NONAME),
+        (Outcome.REFUSED, Outcome.NODATA, socket.EAI_NONAME),
+        (Outcome.NODATA, Outcome.NXDOMAIN, socket.EAI_NODATA),
+        (Outcome.NODATA, Outcome.TIMEOUT, socket.EAI_NODATA),
+        (Outcome.NXDOMAIN, Outcome.NXDOMAIN, socket.EAI_NONAME),
+        (Outcome.TIMEOUT, Outcome.TIMEOUT, socket.EAI_AGAIN),
+        (Outcome.SERVFAIL, Outcome.SERVFAIL, socket.EAI_AGAIN),
+        # The caller's errno (non-zero from Python): EAI_NODATA.
+        (Outcome.NXDOMAIN, Outcome.TIMEOUT, socket.EAI_NODATA),
+        (Outcome.OTHER, Outcome.SERVFAIL, socket.EAI_NODATA),
+        # SERVFAIL as the answer (over TCP): a reply came.
+        (Outcome.SERVFAIL_ANSWER, Outcome.SERVFAIL_ANSWER, socket.EAI_NONAME),
+    ],
+)
+def test_row46_as_is_then_suffix_errors_af_inet(
+    as_is: Outcome, suffix: Outcome, error: int
+) -> None:
+    """AF_INET goes through gethostbyname2_r, whose status comes from the last query
+    sent (§9b): a reply makes it NOTFOUND (EAI_NONAME unless NO_DATA), no reply
+    UNAVAIL (EAI_AGAIN for TRY_AGAIN, else the caller's errno)."""
+    machine = SearchWalk("x.t", resolv("search sfx\n"))
+    outcomes = {"x.t.": as_is, "x.t.sfx.": suffix}
+    query = machine.first()
+    while query is not None:
+        query = machine.next(outcomes[query])
+    assert machine.error(socket.AF_INET) == error
+    assert machine.error(socket.AF_INET6) == machine.error()
 
 
 def test_nodata_in_the_search_is_remembered() -> None:

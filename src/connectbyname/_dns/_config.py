@@ -1374,8 +1374,10 @@ class Outcome(Enum):
     - SUCCESS: a reply was NOERROR with answers (even if they yield no address).
     - NXDOMAIN: h_errno HOST_NOT_FOUND. NODATA: NO_DATA.
     - SERVFAIL: TRY_AGAIN and the rcode left in the first answer buffer is SERVFAIL
-      (every server gave SERVFAIL over UDP, or SERVFAIL came back over TCP): the walk
-      goes on to the next search domain.
+      (every server gave SERVFAIL over UDP): the walk goes on to the next search
+      domain.
+    - SERVFAIL_ANSWER: the same, but SERVFAIL came back as the answer, over TCP: the
+      query got a reply, which only an AF_INET lookup's error tells (§9b).
     - TIMEOUT: TRY_AGAIN otherwise (the servers were reached or timed out; after a
       plain timeout the buffer's rcode is NOERROR): the walk stops searching.
     - REFUSED: TRY_AGAIN with REFUSED or NOTIMP left in the buffer (UDP error replies
@@ -1394,6 +1396,7 @@ class Outcome(Enum):
     NXDOMAIN = "nxdomain"
     NODATA = "nodata"
     SERVFAIL = "servfail"
+    SERVFAIL_ANSWER = "servfail-answer"
     TIMEOUT = "timeout"
     REFUSED = "refused"
     OTHER = "other"
@@ -1404,11 +1407,19 @@ _H_ERRNO: Final = {
     Outcome.NXDOMAIN: HOST_NOT_FOUND,
     Outcome.NODATA: NO_DATA,
     Outcome.SERVFAIL: TRY_AGAIN,
+    Outcome.SERVFAIL_ANSWER: TRY_AGAIN,
     Outcome.TIMEOUT: TRY_AGAIN,
     Outcome.REFUSED: TRY_AGAIN,
     Outcome.CONNREFUSED: TRY_AGAIN,
     Outcome.OTHER: NO_RECOVERY,
 }
+
+
+#: Outcomes of a query no server replied to: res_send fails (errno ETIMEDOUT or
+#: ECONNREFUSED), so nss_dns says UNAVAIL.
+_SEND_FAILED: Final = frozenset(
+    {Outcome.TIMEOUT, Outcome.SERVFAIL, Outcome.REFUSED, Outcome.CONNREFUSED}
+)
 
 
 def _absolute(name: str) -> str:
@@ -1451,6 +1462,8 @@ class SearchWalk:
         #: The names handed out so far.
         self.queried: list[str] = []
         self._h = HOST_NOT_FOUND
+        #: How the last query sent ended (None: nothing sent).
+        self._last: Outcome | None = None
         self._connrefused = False
         self._servfail = False
         self._succeeded = False
@@ -1481,16 +1494,28 @@ class SearchWalk:
             raise RuntimeError("next() follows first() and a returned name")
         return self._advance(outcome)
 
-    def error(self) -> int:
-        """The ``socket.EAI_*`` code glibc returns for an AF_UNSPEC or AF_INET6 lookup
-        whose last source (dns) failed (§9a): TRY_AGAIN → EAI_AGAIN, NO_DATA →
-        EAI_NODATA, anything else → EAI_NONAME; 0 after a success. (An AF_INET lookup
-        through ``gethostbyname2_r`` maps some cases differently (§9b: e.g. a timeout
-        then NXDOMAIN is EAI_NONAME); the engine compares itself with AF_UNSPEC.)"""
+    def error(self, family: int = socket.AF_UNSPEC) -> int:
+        """The ``socket.EAI_*`` code glibc returns for a lookup whose last source (dns)
+        failed; 0 after a success.
+
+        - AF_UNSPEC and AF_INET6 (``get_nss_addresses``, §9a): TRY_AGAIN → EAI_AGAIN,
+          NO_DATA → EAI_NODATA, anything else → EAI_NONAME.
+        - AF_INET (``try_simple_gethostbyname`` over ``gethostbyname2_r``, §9b): the
+          status comes from the last query sent. If it got a reply, NO_DATA →
+          EAI_NODATA and anything else → EAI_NONAME (so a timeout, then NXDOMAIN with
+          the search suffix, is EAI_NONAME). If no server replied (timeout, error
+          replies, refused), TRY_AGAIN → EAI_AGAIN, and anything else is the caller's
+          ``errno`` made an EAI code: EAI_NONAME for 0, else EAI_NODATA, which is
+          what a Python caller gets (its errno is hardly ever 0): EAI_NODATA here.
+        """
         if not self._done:
             raise RuntimeError("the walk is not finished")
         if self._succeeded:
             return 0
+        if family == socket.AF_INET and self._last not in _SEND_FAILED:
+            return socket.EAI_NODATA if self._h == NO_DATA else socket.EAI_NONAME
+        if family == socket.AF_INET and self._h != TRY_AGAIN:
+            return socket.EAI_NODATA
         if self._h == TRY_AGAIN:
             return socket.EAI_AGAIN
         if self._h == NO_DATA:
@@ -1520,12 +1545,13 @@ class SearchWalk:
             self._h = NO_RECOVERY  # res_mkquery failed: nothing sent, errno unchanged
             return False
         outcome = yield _absolute(text)
+        self._last = outcome
         if outcome is Outcome.SUCCESS:
             self._succeeded = True
             return True
         self._h = _H_ERRNO[outcome]
         self._connrefused = outcome is Outcome.CONNREFUSED
-        self._servfail = outcome is Outcome.SERVFAIL
+        self._servfail = outcome in (Outcome.SERVFAIL, Outcome.SERVFAIL_ANSWER)
         return False
 
     def _walk(self) -> Generator[str, Outcome, None]:

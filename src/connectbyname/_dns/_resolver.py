@@ -22,8 +22,11 @@ when asked for) go out together. Where this differs from glibc, on purpose:
   here each family's answer goes to the race as soon as it is there (RFC 8305), and
   the other's failure is that family's alone;
 - glibc switches a thread to one query at a time after such a timeout, for good; this
-  resolver never does;
-- glibc waits without limit for an answer over TCP; here the server's turn ends;
+  resolver never does, and ignores ``options single-request`` and
+  ``single-request-reopen`` too (glibc then asks A first, and a failed A ends the
+  lookup without AAAA being asked);
+- glibc waits without limit for an answer over TCP (after a truncated answer, or with
+  ``options use-vc``); here the server's turn ends as over UDP;
 - EDNS0 is on (glibc: only with ``options edns0``), as Go's resolver does, so that
   answers up to 1232 bytes (HTTPS records with hints) need no TCP.
 """
@@ -31,6 +34,7 @@ when asked for) go out together. Where this differs from glibc, on purpose:
 from __future__ import annotations
 
 import errno
+import re
 import secrets
 import socket
 from collections.abc import Callable
@@ -58,7 +62,9 @@ NEGATIVE_TTL_WITHOUT_SOA = 5.0
 @dataclass(frozen=True, slots=True)
 class Reply:
     """What one question came to, as the cache keeps it: the addresses (or services)
-    and how long they hold, or a failure kind (`_config.Outcome`) and rcode."""
+    and how long they hold, or a failure kind (`_config.Outcome`) and rcode (with the
+    addresses a failed reply carried anyway, which count only if the name is answered
+    by the other family's reply, as in glibc)."""
 
     outcome: _config.Outcome
     rcode: int
@@ -105,11 +111,12 @@ class Exchange:
         sockets: dict[int, socket.socket],
         key: int,
         new_socket: _NewSocket,
+        offset: int = 0,
     ) -> None:
         self.name = name
         self.rtype = rtype
         self._conf = conf
-        self._schedule = _config.schedule(conf)
+        self._schedule = _config.schedule(conf, offset)
         self._sockets = sockets
         self._key = key
         self._new_socket = new_socket
@@ -181,7 +188,12 @@ class Exchange:
             return  # not an answer to anything: keep waiting, as glibc does
         if not _wire.matches(message, self._ident, self.name, self.rtype):
             return
-        if message.tc and self._tcp is None:
+        if message.tc and self._tcp is None and not _fails_server(message):
+            # As glibc (an error or lame reply fails the server, truncated or not):
+            # this server again over TCP, then the others left in this pass,
+            # over TCP too, and no further pass (_config.tcp_fallback).
+            count = len(self._conf.nameservers)
+            del self._schedule[(self._step // count + 1) * count :]
             self._switch_to_tcp(now, discard)
             return
         self._answered(message, now, discard)
@@ -190,8 +202,9 @@ class Exchange:
         self, message: _wire.Message, now: float, discard: Callable[[socket.socket], None]
     ) -> None:
         rcode = message.rcode
-        if rcode in (_wire.SERVFAIL, _wire.NOTIMP, _wire.REFUSED) or _is_lame(message):
-            # This server failed: the next one is asked at once.
+        if self._tcp is None and _fails_server(message):
+            # This server failed: the next one is asked at once. (Over TCP, glibc's
+            # send_vc takes such a reply as the answer.)
             self._rcode = rcode
             self._failure = (
                 _config.Outcome.SERVFAIL
@@ -208,23 +221,34 @@ class Exchange:
         self._close(discard)
         while True:
             self._step += 1
-            if self._step >= len(self._schedule) or (self._tcp is not None):
+            if self._step >= len(self._schedule):
                 outcome = self._failure
                 self._finish(Reply(outcome, self._rcode), now, discard, cache=False)
                 return
             index, wait = self._schedule[self._step]
             server = self._conf.nameservers[index]
+            if self._conf.use_vc or self._tcp is not None:
+                # options use-vc, or after a truncated answer: over TCP, one pass over
+                # the servers (the schedule's); glibc waits without limit, here a
+                # server's turn lasts as long as over UDP.
+                self._new_query()
+                self._deadline = now + _config.server_timeout(self._conf, index)
+                self._switch_to_tcp(now, discard)
+                return
             if self._send_udp(server):
                 self._deadline = now + wait
                 return
             self._failure = _config.Outcome.CONNREFUSED  # no route, or refused at once
 
-    def _send_udp(self, server: _config.Nameserver) -> bool:
-        family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
+    def _new_query(self) -> None:
         self._ident = secrets.randbits(16)
         self._message = _wire.build_query(
             self.name, self.rtype, ident=self._ident, ad=self._conf.trust_ad
         )
+
+    def _send_udp(self, server: _config.Nameserver) -> bool:
+        family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
+        self._new_query()
         try:
             sock = self._new_socket(self._sockets, self._key, family, socket.SOCK_DGRAM)
             sock.connect(server.sockaddr)
@@ -234,7 +258,7 @@ class Exchange:
             return False
         return True
 
-    def _switch_to_tcp(self, now: float, discard: Callable[[socket.socket], None]) -> None:
+    def _switch_to_tcp(self, now: float, discard: Callable[[socket.socket], None] | None) -> None:
         index = self._schedule[self._step][0]
         server = self._conf.nameservers[index]
         self._close(discard)
@@ -317,6 +341,50 @@ class Exchange:
         self._close(discard)
 
 
+class _AForAAAA(Exchange):
+    """glibc's ``no-aaaa`` for an IPv6 lookup alone (``__res_handle_no_aaaa``): an A
+    query in place of the AAAA one, of whose reply only the rcode counts (the records
+    are dropped: an answer is NODATA, NXDOMAIN stays NXDOMAIN, a server's failure its
+    failure). Its own reply is cached as the A answer it is."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        name: str,
+        rtype: int,
+        conf: _config.ResolvConf,
+        *,
+        sockets: dict[int, socket.socket],
+        key: int,
+        new_socket: _NewSocket,
+        offset: int = 0,
+    ) -> None:
+        super().__init__(
+            name, _wire.A, conf, sockets=sockets, key=key, new_socket=new_socket, offset=offset
+        )
+
+    def start(self, now: float) -> None:
+        super().start(now)
+        self._drop_records()
+
+    def _finish(
+        self,
+        reply: Reply,
+        now: float,
+        discard: Callable[[socket.socket], None] | None,
+        *,
+        cache: bool,
+    ) -> None:
+        super()._finish(reply, now, discard, cache=cache)
+        self._drop_records()
+
+    def _drop_records(self) -> None:
+        reply = self.reply
+        if reply is not None and reply.outcome is _config.Outcome.SUCCESS:
+            self.reply = Reply(_config.Outcome.NODATA, reply.rcode, ttl=reply.ttl)
+
+
 class _TCPState:
     __slots__ = ("connected", "incoming", "outgoing")
 
@@ -335,6 +403,12 @@ _SERVER_FAILURE = {
 }
 
 
+def _fails_server(message: _wire.Message) -> bool:
+    """A reply that ends this server's turn (``send_dg``): SERVFAIL, NOTIMP, REFUSED, or
+    a lame one."""
+    return message.rcode in (_wire.SERVFAIL, _wire.NOTIMP, _wire.REFUSED) or _is_lame(message)
+
+
 def _is_lame(message: _wire.Message) -> bool:
     """glibc's "lame" reply: no answer, not authoritative, no recursion available and
     nothing in the additional section (an EDNS OPT record aside)."""
@@ -349,9 +423,11 @@ def _is_lame(message: _wire.Message) -> bool:
 
 def _reply(message: _wire.Message, name: str, rtype: int) -> Reply:
     """What a reply that ended the exchange says, with how long it may be kept."""
+    latent: tuple[str, ...] = ()
     if rtype == _wire.HTTPS:
         found = _wire.services(message, name)
-        if found.services or found.aliases:
+        # As for addresses: only a NOERROR reply answers.
+        if (found.services or found.aliases) and message.rcode == _wire.NOERROR:
             return Reply(
                 _config.Outcome.SUCCESS,
                 message.rcode,
@@ -360,13 +436,17 @@ def _reply(message: _wire.Message, name: str, rtype: int) -> Reply:
             )
     else:
         answer = _wire.addresses(message, name, rtype)
-        if answer.addresses:
+        if answer.addresses and message.rcode == _wire.NOERROR:
             return Reply(
                 _config.Outcome.SUCCESS,
                 message.rcode,
                 addresses=answer.addresses,
                 ttl=answer.ttl or 0,
             )
+        # Only a NOERROR reply answers (glibc's __res_context_query). The records of
+        # another (an NXDOMAIN with records...) are kept: when the other family's
+        # reply answers, glibc takes them too (gaih_getanswer reads both buffers).
+        latent = answer.addresses
     if message.answers and message.rcode == _wire.NOERROR:
         # Records, but none of this type for the name: glibc's "success" for the walk
         # (either reply NOERROR with answers), with no address from this one.
@@ -378,7 +458,12 @@ def _reply(message: _wire.Message, name: str, rtype: int) -> Reply:
     else:
         outcome = _config.Outcome.OTHER
     ttl = _wire.negative_ttl(message)
-    return Reply(outcome, message.rcode, ttl=NEGATIVE_TTL_WITHOUT_SOA if ttl is None else ttl)
+    return Reply(
+        outcome,
+        message.rcode,
+        addresses=latent,
+        ttl=NEGATIVE_TTL_WITHOUT_SOA if ttl is None else ttl,
+    )
 
 
 _RTYPE = {socket.AF_INET6: _wire.AAAA, socket.AF_INET: _wire.A}
@@ -408,6 +493,9 @@ def _target_key(index: int) -> int:
     return 16 + index
 
 
+#: A name glibc takes for a malformed IPv4 address (AF_INET): digits and dots, a digit
+#: first, no dot last.
+_DIGITS_DOTS = re.compile(r"[0-9][0-9.]*(?<!\.)", re.ASCII)
 _ADDRESS_TYPES = (_wire.AAAA, _wire.A)
 
 
@@ -468,8 +556,7 @@ class Resolution:
     def start(self, now: float) -> None:
         """Answer from the hosts file if it lists the name, else start asking."""
         host, families = self._host, tuple(self.lookups)
-        if not _config.check_name(host):
-            self._fail_all(socket.EAI_NONAME, "not a valid host name")
+        if self._numeric(host, families):
             return
         # nsswitch.conf is "files dns" (else the system's getaddrinfo answers): the
         # hosts file first, per family as glibc's files module does (one lookup of both
@@ -479,12 +566,37 @@ class Resolution:
         if found is not None:
             self._answer_from_hosts(found)
             return
+        # Only the dns module checks the name (res_hnok): the files module takes any.
+        if not _config.check_name(host):
+            self._fail_all(socket.EAI_NONAME, "not a valid host name")
+            return
         walk = self._walk = _config.SearchWalk(host, self._config.resolv)
         name = walk.first()
         if name is None:
-            self._fail_all(walk.error(), "")
+            self._walk_failed(walk)
             return
         self._ask(name, now)
+
+    def _numeric(self, host: str, families: tuple[socket.AddressFamily, ...]) -> bool:
+        """glibc's answers for IPv4 numbers-and-dots, before any source: an
+        ``inet_aton`` form (``127.1``, ``0x7f.1``, ``123``) is that IPv4 address
+        (EAI_ADDRFAMILY for AF_INET6); for AF_INET alone, another name of digits and
+        dots not ending in a dot (``1.2.3.4.5``) is EAI_NONAME with no query
+        (``__nss_hostname_digits_dots``). Whether it answered."""
+        packed = _config.inet_aton_exact(host)
+        if packed is not None:
+            address = socket.inet_ntoa(packed)
+            for family, lookup in self.lookups.items():
+                if family == socket.AF_INET:
+                    lookup.finish([_candidate(family, address, self._port)], None)
+                else:
+                    lookup.finish([], self._error(socket.EAI_ADDRFAMILY, "an IPv4 address"))
+        elif families == (socket.AF_INET,) and _DIGITS_DOTS.fullmatch(host):
+            self._fail_all(socket.EAI_NONAME, "not a valid IPv4 address")
+        else:
+            return False
+        self.services = ()
+        return True
 
     def _answer_from_hosts(self, addresses: tuple[str, ...]) -> None:
         for family, lookup in self.lookups.items():
@@ -498,17 +610,27 @@ class Resolution:
     def _ask(self, name: str, now: float) -> None:
         resolv = self._config.resolv
         types = [_RTYPE[f] for f, lookup in self.lookups.items() if not lookup.done()]
-        if resolv.no_aaaa and _wire.AAAA in types:
-            # glibc's no-aaaa: AAAA is never asked; that family has no address.
+        if resolv.no_aaaa and _wire.AAAA in types and _wire.A in types:
+            # glibc's no-aaaa, both families: only A is asked, and the IPv6 lookup ends
+            # with the walk, without an address (alone, it asks A: see _AForAAAA).
             types.remove(_wire.AAAA)
-            self.lookups[socket.AF_INET6].finish([], self._error(socket.EAI_NODATA, "no-aaaa"))
         if self.https and self.services is None:
             types.append(_wire.HTTPS)
         self._done_order = []
+        # options rotate: the first server asked moves on by one per name, as glibc's
+        # per-process offset (one per send of A and AAAA together).
+        offset = _config.next_rotate_offset(resolv)
         for number, rtype in enumerate(types):
             qname = _https_name(name, self._port) if rtype == _wire.HTTPS else name
-            exchange = Exchange(
-                qname, rtype, resolv, sockets=self._sockets, key=number, new_socket=self._new_socket
+            kind = _AForAAAA if rtype == _wire.AAAA and resolv.no_aaaa else Exchange
+            exchange = kind(
+                qname,
+                rtype,
+                resolv,
+                sockets=self._sockets,
+                key=number,
+                new_socket=self._new_socket,
+                offset=offset,
             )
             self._exchanges[rtype] = exchange
             exchange.start(now)
@@ -590,16 +712,16 @@ class Resolution:
             # This name is the one (glibc: either reply with answers); each family's
             # answer goes to the race as it comes.
             for family, lookup in self.lookups.items():
-                found = exchanges.get(_RTYPE[family])
-                if lookup.done() or found is None or found.reply is None:
+                found = exchanges.get(_RTYPE[family])  # None: not asked (no-aaaa)
+                reply = None if found is None else found.reply
+                if lookup.done() or (found is not None and reply is None):
                     continue
-                reply = found.reply
-                if reply.addresses:
+                if reply is not None and reply.addresses:
                     lookup.finish(
                         [_candidate(family, a, self._port) for a in reply.addresses], None
                     )
                 else:
-                    lookup.finish([], self._error(socket.EAI_NODATA, "no address of that family"))
+                    lookup.finish([], self._no_address())
             if not self.pending() and self.services is None:
                 self.services = ()
             return
@@ -614,7 +736,7 @@ class Resolution:
         self._exchanges = {}
         self._done_order = []
         if following is None:
-            self._fail_all(walk.error(), "")
+            self._walk_failed(walk)
             return
         self._ask(following, now)
 
@@ -683,6 +805,22 @@ class Resolution:
                     port = endpoints.service.port
             lookup.finish([_candidate(lookup.family, a, port) for a in reply.addresses], None)
 
+    def _walk_failed(self, walk: _config.SearchWalk) -> None:
+        """The search walk ended without an answer: its error, for the family asked
+        (AF_INET alone maps it as glibc's gethostbyname2_r does)."""
+        families = tuple(self.lookups)
+        self._fail_all(walk.error(families[0] if len(families) == 1 else socket.AF_UNSPEC), "")
+
+    def _no_address(self) -> NameResolutionError:
+        """A family without an address at the name the walk stopped at (a reply had
+        records, none an address of this name: only a CNAME, another owner...). glibc
+        says EAI_NONAME (``gaih_getanswer``: NOTFOUND; AF_INET6's ``getanswer_r``:
+        NO_RECOVERY), and EAI_NODATA for AF_INET alone (``try_simple_gethostbyname``
+        maps that NO_RECOVERY so)."""
+        alone_v4 = tuple(self.lookups) == (socket.AF_INET,)
+        code = socket.EAI_NODATA if alone_v4 else socket.EAI_NONAME
+        return self._error(code, "no address of that family")
+
     def _fail_all(self, code: int, reason: str) -> None:
         for lookup in self.lookups.values():
             if not lookup.done():
@@ -720,8 +858,8 @@ def _combined(replies: list[Reply | None]) -> _config.Outcome:
         return _config.Outcome.NXDOMAIN
     if rcode == _wire.NOERROR:
         return _config.Outcome.NODATA
-    if rcode == _wire.SERVFAIL:
-        return _config.Outcome.SERVFAIL
+    if rcode == _wire.SERVFAIL:  # an answer: over TCP
+        return _config.Outcome.SERVFAIL_ANSWER
     return _config.Outcome.OTHER
 
 

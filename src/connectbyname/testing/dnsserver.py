@@ -109,7 +109,8 @@ class Reply:
     - ``rcode``: ``"NOERROR"``, ``"SERVFAIL"``, ``"REFUSED"``, ``"NXDOMAIN"``,
       ``"FORMERR"`` or ``"NOTIMP"``.
     - ``drop``: never answer: ``True`` over both transports, or only over ``"udp"`` or
-      ``"tcp"`` (a TCP connection is then accepted and left silent).
+      ``"tcp"`` (a TCP connection is then accepted and left silent); ``"tcp-close"``:
+      over TCP, close the connection on the query (UDP answers as usual).
     - ``truncate``: over UDP, answer with TC=1 and an ``"empty"`` (``True``) or
       ``"partial"`` (the first record only) answer section; the whole answer goes
       over TCP.
@@ -120,19 +121,22 @@ class Reply:
     - ``soa``: whether a negative answer carries the zone's SOA.
     - ``header_only``: send the 12-byte header alone (no question section), as some
       servers do with REFUSED.
+    - ``owner``: the records' owner name, when it is not the name asked (an answer for
+      another name, which glibc ignores).
     """
 
     records: tuple[str, ...] = ()
     ttl: int = 60
     delay: float = 0.0
     rcode: str = "NOERROR"
-    drop: bool | Literal["udp", "tcp"] = False
+    drop: bool | Literal["udp", "tcp", "tcp-close"] = False
     truncate: bool | Literal["empty", "partial"] = False
     stray: tuple[StrayKind, ...] = ()
     authoritative: bool = True
     recursion_available: bool | None = None
     soa: bool = True
     header_only: bool = False
+    owner: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.records, str):
@@ -147,8 +151,8 @@ class Reply:
         for kind in self.stray:
             if kind not in _STRAY_KINDS:
                 raise ValueError(f"unknown stray kind {kind!r}: one of {', '.join(_STRAY_KINDS)}")
-        if self.drop not in (True, False, "udp", "tcp"):
-            raise ValueError(f"drop must be a bool, 'udp' or 'tcp', not {self.drop!r}")
+        if self.drop not in (True, False, "udp", "tcp", "tcp-close"):
+            raise ValueError(f"drop must be a bool, 'udp', 'tcp' or 'tcp-close': {self.drop!r}")
         if self.truncate not in (True, False, "empty", "partial"):
             raise ValueError(f"truncate must be a bool, 'empty' or 'partial': {self.truncate!r}")
         if self.delay < 0 or self.ttl < 0:
@@ -261,6 +265,8 @@ class DNSConfig:
       ``ipv4only.arpa`` then answers as RFC 7050 says.
     - ``zones``: SOA owners for negative answers (default: the name's last label).
     - ``negative_ttl``: the SOA minimum; ``recursion_available``: the RA flag.
+    - ``shuffle``: send each RRset's records in a new random order every time (as
+      dnspython does, and round-robin servers); ``False``: in the script's order.
     - ``log``: the query log's path (the lab sets it).
     """
 
@@ -274,6 +280,7 @@ class DNSConfig:
     zones: Sequence[str] = ()
     negative_ttl: int = 60
     recursion_available: bool = True
+    shuffle: bool = True
     log: str | None = None
 
     def rules(self) -> dict[str, dict[str, Reply]]:
@@ -292,6 +299,7 @@ class DNSConfig:
             "nat64_prefix": self.nat64_prefix,
             "zones": [_absolute(zone) for zone in self.zones],
             "negative_ttl": self.negative_ttl,
+            "shuffle": self.shuffle,
             "recursion_available": self.recursion_available,
             "log": self.log,
         }
@@ -317,7 +325,7 @@ class Query(NamedTuple):
     server: str
     #: The message ID.
     id: int | None
-    #: What the server did: ``"answer"``, ``"drop"``, ``"truncate"``.
+    #: What the server did: ``"answer"``, ``"drop"``, ``"truncate"``, ``"close"``.
     action: str
     #: The rcode sent (or that would have been).
     rcode: str | None
@@ -367,6 +375,7 @@ class _Server:
         }
         self.default = Reply.from_json(config.get("default", NXDOMAIN.to_json()))
         self.negative_ttl = int(config.get("negative_ttl", 60))
+        self.shuffle = bool(config.get("shuffle", True))
         self.recursion_available = bool(config.get("recursion_available", True))
         self.zones = [dns.name.from_text(zone) for zone in config.get("zones", [])]
         dns64 = config.get("dns64", False)
@@ -417,7 +426,8 @@ class _Server:
             return None
         reply = rules.get(rdtype) or rules.get("*")
         if reply is not None:
-            answer = [self._rrset(name, rdtype, reply)] if reply.records else []
+            owner = _absolute(reply.owner) if reply.owner else name
+            answer = [self._rrset(owner, rdtype, reply)] if reply.records else []
             return _Plan(reply, reply.rcode, answer, [])
         cname = rules.get("CNAME")
         if cname is not None and cname.records and rdtype != "CNAME":
@@ -571,6 +581,10 @@ class _Server:
         plan = self.plan(question.name, rdtype)
         reply = plan.reply
         entry.update(name=question.name.to_text(), type=rdtype, rcode=plan.rcode)
+        if transport == "tcp" and reply.drop == "tcp-close":
+            entry["action"] = "close"
+            self._record(entry)
+            return b"", [], 0.0  # the caller closes the connection
         if reply.drop is True or reply.drop == transport:
             entry["action"] = "drop"
             self._record(entry)
@@ -593,14 +607,14 @@ class _Server:
         if transport == "udp":
             limit = max(512, query.payload) if query.edns >= 0 else 512
         try:
-            data = response.to_wire(max_size=limit)
+            data = response.to_wire(max_size=limit, want_shuffle=self.shuffle)
         except dns.exception.TooBig:
             entry["action"] = "truncate"
             response.flags |= dns.flags.TC
             response.answer = []
             response.authority = []
             response.additional = []
-            data = response.to_wire(max_size=limit)
+            data = response.to_wire(max_size=limit, want_shuffle=self.shuffle)
         if reply.header_only:
             data = data[:4] + bytes(8)
         self._record(entry)
@@ -676,6 +690,9 @@ class _Server:
                 self._close(conn)
                 return
             data, _, delay = self.handle(wire, "tcp", peer, label)
+            if data == b"":
+                self._close(conn)
+                return
             if data is not None:
                 framed = len(data).to_bytes(2, "big") + data
                 self._later(delay, functools.partial(self._send_tcp, conn, framed))
