@@ -11,6 +11,7 @@ backends do with ``map_exceptions``.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import itertools
 import math
@@ -25,6 +26,7 @@ from typing import Any, NamedTuple
 try:
     import anyio
     import anyio.abc
+    import anyio.lowlevel
     import anyio.streams.tls
     import httpcore
     import httpx
@@ -36,6 +38,7 @@ except ModuleNotFoundError as exc:
 from connectbyname import (
     AddressDeniedError,
     Attempt,
+    CertificateError,
     ConnectByNameError,
     ConnectionInfo,
     PolicyDenial,
@@ -44,7 +47,7 @@ from connectbyname import (
 from connectbyname._async import aconnect
 from connectbyname._events import OBSERVERS, EventListener, TLSStep
 from connectbyname._info import Connection
-from connectbyname._parse import Options
+from connectbyname._parse import Options, TLSOptions
 from connectbyname._sync import connect
 
 # The get_extra_info() key under which our streams hand out their _Made. Asked through
@@ -126,6 +129,9 @@ def engine_error(error: ConnectByNameError) -> Exception:
     failure: Exception
     if isinstance(error, AddressDeniedError):
         failure = ConnectByNameAddressDeniedError(str(error))
+    elif isinstance(error, CertificateError) and error.__cause__ is not None:
+        # The verification error itself, as httpcore's own start_tls reports it.
+        failure = httpcore.ConnectError(error.__cause__)
     elif isinstance(error, TimedOutError):
         failure = httpcore.ConnectTimeout(str(error))
     else:
@@ -189,6 +195,12 @@ class Made:
     @property
     def info(self) -> ConnectionInfo:
         return self._fresh
+
+    def tls_done(self, ssl_object: Any) -> None:
+        """A handshake made after the connect (a proxy's tunnel) completed: the info
+        says its TLS version and ALPN protocol from now on."""
+        self._fresh = self._fresh.with_tls(ssl_object)
+        self._reused = dataclasses.replace(self._fresh, reused=True)
 
     def response_info(self) -> ConnectionInfo:
         """The info for the next response on this connection (``reused`` from the 2nd)."""
@@ -303,6 +315,7 @@ class SyncStream(httpcore.NetworkStream):
             raise error from exc
         if step is not None:
             step.finished(tls.version(), tls.selected_alpn_protocol())
+        self._made.tls_done(tls)
         return SyncStream(tls, self._made)
 
     def get_extra_info(self, info: str) -> Any:
@@ -310,6 +323,21 @@ class SyncStream(httpcore.NetworkStream):
         # getpeercert, version...); its inner object is private.
         ssl_object = self._sock if isinstance(self._sock, ssl.SSLSocket) else None
         return _extra_info(info, self._made, self._sock, ssl_object)
+
+
+#: Whether the connection httpcore is about to ask for will carry TLS from the start
+#: (an https:// origin, no proxy): set by the transport around each request, read by
+#: ``connect_tcp`` in the same thread or task (httpcore connects in the request's).
+TLS_NEXT: contextvars.ContextVar[bool] = contextvars.ContextVar("connectbyname_tls_next")
+
+
+class _Connect(NamedTuple):
+    """A ``connect_tcp`` call, kept until its first use says how to make it."""
+
+    host: str
+    port: int
+    timeout: float | None
+    arguments: dict[str, Any]
 
 
 class SyncBackend(httpcore.NetworkBackend):
@@ -325,11 +353,24 @@ class SyncBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.NetworkStream:
-        arguments = _engine_arguments(local_address, socket_options)
+        asked = _Connect(host, port, timeout, _engine_arguments(local_address, socket_options))
+        if not self._via_proxy and TLS_NEXT.get(False):
+            return PendingTLSStream(self, asked)
+        return self.open(asked)
+
+    def open(self, asked: _Connect, tls: TLSOptions | None = None) -> SyncStream:
+        """Make the connection, over TLS with ``tls`` (each attempt's handshake raced)."""
         listener = self._options.listener
         began = time.monotonic() if listener is not None or OBSERVERS else None
         try:
-            conn = connect(host, port, self._options, timeout=timeout, **arguments)
+            conn = connect(
+                asked.host,
+                asked.port,
+                self._options,
+                timeout=asked.timeout,
+                tls=tls,
+                **asked.arguments,
+            )
         except ConnectByNameError as exc:
             raise engine_error(exc) from exc
         # As httpcore's own backends: requests go out at once, not after Nagle's delay.
@@ -338,6 +379,54 @@ class SyncBackend(httpcore.NetworkBackend):
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
+
+
+class PendingTLSStream(httpcore.NetworkStream):
+    """What ``connect_tcp`` returns for an https:// origin: nothing connected yet.
+
+    httpcore calls ``start_tls`` right after ``connect_tcp``, with the context (its ALPN
+    set) and the server name: only then can every attempt run its own handshake, so
+    the connection is made there, the first attempt to complete its handshake winning
+    (Happy Eyeballs v3). ``retries=`` still covers it: httpcore retries ``connect_tcp``
+    and ``start_tls`` together. Any other first use makes a plain connection, as
+    ``connect_tcp`` would have.
+
+    Rejected: connecting over TCP in ``connect_tcp`` (the stock order), which ends the
+    race before TLS and so cannot race past an address that takes TCP and never
+    answers TLS; and guessing TLS from the port."""
+
+    def __init__(self, backend: SyncBackend, asked: _Connect) -> None:
+        self._backend = backend
+        self._asked = asked
+        self._stream: SyncStream | None = None
+
+    def _opened(self) -> SyncStream:
+        if self._stream is None:
+            self._stream = self._backend.open(self._asked)
+        return self._stream
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        if self._stream is not None:
+            return self._stream.start_tls(ssl_context, server_hostname, timeout)
+        return self._backend.open(self._asked, TLSOptions(ssl_context, server_hostname))
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._opened().read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._opened().write(buffer, timeout)
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
+    def get_extra_info(self, info: str) -> Any:
+        return None if self._stream is None else self._stream.get_extra_info(info)
 
 
 # --------------------------------------------------------------------------- async
@@ -530,9 +619,10 @@ class AsyncStream(httpcore.AsyncNetworkStream):
             if error is exc:
                 raise
             raise error from exc
+        tls_object = io.ssl_object(tls)
         if step is not None:
-            tls_object = io.ssl_object(tls)
             step.finished(tls_object.version(), tls_object.selected_alpn_protocol())
+        self._made.tls_done(tls_object)
         return AsyncStream(io, tls, self._socket, self._made)
 
     def get_extra_info(self, info: str) -> Any:
@@ -552,17 +642,39 @@ class AsyncBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        arguments = _engine_arguments(local_address, socket_options)
+        asked = _Connect(host, port, timeout, _engine_arguments(local_address, socket_options))
+        if not self._via_proxy and TLS_NEXT.get(False):
+            await anyio.lowlevel.checkpoint()  # a connect is a checkpoint, as stock
+            return AsyncPendingTLSStream(self, asked)
+        return await self.open(asked)
+
+    async def open(self, asked: _Connect, tls: TLSOptions | None = None) -> AsyncStream:
+        """`SyncBackend.open` in the event loop."""
         listener = self._options.listener
         # The async engine's clock: the event loop's.
         began = anyio.current_time() if listener is not None or OBSERVERS else None
         try:
-            conn = await aconnect(host, port, self._options, timeout=timeout, **arguments)
+            conn = await aconnect(
+                asked.host,
+                asked.port,
+                self._options,
+                timeout=asked.timeout,
+                tls=tls,
+                **asked.arguments,
+            )
         except ConnectByNameError as exc:
             raise engine_error(exc) from exc
         try:
-            io = _event_loop_io()
-            stream = await io.astream(conn.socket)
+            io: _EventLoopIO
+            if isinstance(conn.socket, ssl.SSLSocket):
+                from connectbyname._tlsstream import TLSSocketStream
+
+                # Its handshake is done: an anyio stream over the SSLSocket itself,
+                # on trio as well (anyio's trio backend waits on it there).
+                io, stream = _ANYIO_IO, TLSSocketStream(conn.socket)
+            else:
+                io = _event_loop_io()
+                stream = await io.astream(conn.socket)
             made = Made(conn, self._via_proxy, listener, began)
             return AsyncStream(io, stream, conn.socket, made)
         except BaseException:
@@ -571,3 +683,40 @@ class AsyncBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(seconds)
+
+
+class AsyncPendingTLSStream(httpcore.AsyncNetworkStream):
+    """`PendingTLSStream` for the async backend."""
+
+    def __init__(self, backend: AsyncBackend, asked: _Connect) -> None:
+        self._backend = backend
+        self._asked = asked
+        self._stream: AsyncStream | None = None
+
+    async def _opened(self) -> AsyncStream:
+        if self._stream is None:
+            self._stream = await self._backend.open(self._asked)
+        return self._stream
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        if self._stream is not None:
+            return await self._stream.start_tls(ssl_context, server_hostname, timeout)
+        return await self._backend.open(self._asked, TLSOptions(ssl_context, server_hostname))
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await (await self._opened()).read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await (await self._opened()).write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        if self._stream is not None:
+            await self._stream.aclose()
+
+    def get_extra_info(self, info: str) -> Any:
+        return None if self._stream is None else self._stream.get_extra_info(info)

@@ -71,6 +71,7 @@ from ._httpx_pool import (
 )
 from ._httpx_streams import (
     CONNECTION_KEY,
+    TLS_NEXT,
     AsyncBackend,
     ConnectByNameAddressDeniedError,
     Made,
@@ -252,11 +253,14 @@ class ConnectByNameTransport(_Arguments, httpx.HTTPTransport):
             route = environment_route(request.url, self._proxies, self._routes)
             if route is not None:
                 return route.handle_request(request)  # type: ignore[no-any-return]
+        token = TLS_NEXT.set(request.url.scheme == "https")
         try:
             response = super().handle_request(request)
         except (httpx.ConnectError, httpx.ConnectTimeout, ConnectByNameAddressDeniedError) as exc:
             restore_cause(exc)
             raise
+        finally:
+            TLS_NEXT.reset(token)
         return _attach_info(response, self._listener)
 
     def close(self) -> None:
@@ -288,11 +292,14 @@ class AsyncConnectByNameTransport(_Arguments, httpx.AsyncHTTPTransport):
             route = environment_route(request.url, self._proxies, self._routes)
             if route is not None:
                 return await route.handle_async_request(request)  # type: ignore[no-any-return]
+        token = TLS_NEXT.set(request.url.scheme == "https")
         try:
             response = await super().handle_async_request(request)
         except (httpx.ConnectError, httpx.ConnectTimeout, ConnectByNameAddressDeniedError) as exc:
             restore_cause(exc)
             raise
+        finally:
+            TLS_NEXT.reset(token)
         return _attach_info(response, self._listener)
 
     async def aclose(self) -> None:

@@ -77,12 +77,14 @@ except ModuleNotFoundError as exc:
 from connectbyname import (
     AddressDeniedError,
     Attempt,
+    CertificateError,
     ConnectByNameError,
     ConnectionInfo,
     EngineOptions,
     NameResolutionError,
     PolicyDenial,
     TimedOutError,
+    TLSError,
 )
 from connectbyname._events import (
     OBSERVERS,
@@ -92,8 +94,14 @@ from connectbyname._events import (
     TLSStep,
     tell,
 )
-from connectbyname._info import INFO_KEY
-from connectbyname._parse import DEFAULT_OPTIONS, ENGINE_OPTIONS, Options, options_from
+from connectbyname._info import INFO_KEY, Connection
+from connectbyname._parse import (
+    DEFAULT_OPTIONS,
+    ENGINE_OPTIONS,
+    Options,
+    TLSOptions,
+    options_from,
+)
 from connectbyname._sync import connect
 
 __all__ = [
@@ -161,8 +169,12 @@ def _urllib3_error(error: ConnectByNameError, conn: _connection.HTTPConnection) 
 # resolution); for the events of a listener only, HTTPConnectionPool._get_conn and
 # _put_conn (where urlopen takes a connection from its pool and puts it back, the
 # latter also from HTTPResponse.release_conn), and http.client's _tunnel_host (the
-# origin behind a CONNECT tunnel, the TLS server name). _check_private_api() checks
-# them all when this module is imported.
+# origin behind a CONNECT tunnel, the TLS server name). For TLS in the race, the chain
+# HTTPSConnection.connect -> _ssl_wrap_socket_and_match_hostname -> ssl_wrap_socket
+# (public) -> util.ssl_._ssl_wrap_socket_impl, which is replaced when this module is
+# imported (`_wrap_socket_impl`: it makes our _PendingTLS connections and hands every
+# other socket to urllib3's own, unchanged). _check_private_api() checks them all when
+# this module is imported.
 
 _STOCK_NEW_CONN: Final = _connection.HTTPConnection._new_conn
 _STOCK_HTTPS_CLASS: Final = _connection.HTTPSConnection
@@ -171,6 +183,7 @@ _STOCK_GETRESPONSE: Final = _connection.HTTPConnection.getresponse
 _STOCK_CLOSE: Final = _connection.HTTPConnection.close
 _STOCK_GET_CONN: Final = _connectionpool.HTTPConnectionPool._get_conn
 _STOCK_PUT_CONN: Final = _connectionpool.HTTPConnectionPool._put_conn
+_STOCK_WRAP_IMPL: Final = _ssl._ssl_wrap_socket_impl
 
 #: (function, the names its code must use), for _check_private_api.
 _PRIVATE_USES: Final = (
@@ -178,6 +191,9 @@ _PRIVATE_USES: Final = (
     (_connectionpool.HTTPConnectionPool.urlopen, ("_get_conn", "_put_conn")),
     (HTTPResponse.release_conn, ("_put_conn",)),
     (http.client.HTTPConnection.set_tunnel, ("_tunnel_host",)),
+    (_STOCK_CONNECT[1], ("_new_conn", "_ssl_wrap_socket_and_match_hostname")),
+    (_connection._ssl_wrap_socket_and_match_hostname, ("ssl_wrap_socket",)),
+    (_ssl.ssl_wrap_socket, ("_ssl_wrap_socket_impl",)),
 )
 
 
@@ -209,13 +225,19 @@ def _stock_create_connection() -> bool:
 
 def _new_conn(self: _connection.HTTPConnection) -> socket.socket:
     """``HTTPConnection._new_conn`` on the engine: the options are the connection's own
-    (drop-in classes) or those of `inject_into_urllib3`."""
+    (drop-in classes) or those of `inject_into_urllib3`.
+
+    For HTTPS straight to the server (no proxy), inside urllib3's own
+    ``HTTPSConnection.connect``, it connects nothing yet: it returns a `_PendingTLS`,
+    and the connection is made when urllib3 wraps it in TLS, with urllib3's context."""
     if not _stock_create_connection():
         return _STOCK_NEW_CONN(self)
     options: Options = getattr(self, "_connectbyname_options", None) or _injected[0]
     if _util_connection.allowed_gai_family() == socket.AF_INET and options.family == 0:
         # urllib3's own switch to IPv4 only (HAS_IPV6, or a patched allowed_gai_family).
         options = dataclasses.replace(options, family=socket.AF_INET)
+    if self.proxy is None and getattr(self, "_connectbyname_tls_next", False):
+        return _PendingTLS(self, options)  # type: ignore[return-value]
     timeout = Timeout.resolve_default_timeout(self.timeout)
     # For the TLS events: when the call began, on the engine's clock (time.monotonic).
     began = (
@@ -239,16 +261,7 @@ def _new_conn(self: _connection.HTTPConnection) -> socket.socket:
         )
     except ConnectByNameError as exc:
         raise _urllib3_error(exc, self) from exc
-    try:
-        sys.audit("http.client.connect", self, self.host, self.port)
-        # The rest of the budget bounds the TLS handshake and a proxy's CONNECT.
-        left = made.time_left()
-        made.socket.settimeout(None if left is None else max(left, _MIN_REST))
-    except BaseException:
-        made.close()
-        raise
-    # With a proxy the socket goes to the proxy, whether it forwards or tunnels.
-    self._connectbyname_info = ConnectionInfo.of(made, via_proxy=self.proxy is not None)  # type: ignore[attr-defined]
+    _connected(self, made)
     if began is not None:
         # The handshake follows (after a proxy's CONNECT, when tunnelling).
         self._connectbyname_tls = TLSStep.begin(  # type: ignore[attr-defined]
@@ -259,6 +272,98 @@ def _new_conn(self: _connection.HTTPConnection) -> socket.socket:
             made.clock,
         )
     return made.socket
+
+
+def _connected(conn: Any, made: Connection) -> None:
+    """What urllib3's ``_new_conn`` does once connected, and the connection's info."""
+    try:
+        sys.audit("http.client.connect", conn, conn.host, conn.port)
+        # The rest of the budget bounds the TLS handshake and a proxy's CONNECT.
+        left = made.time_left()
+        made.socket.settimeout(None if left is None else max(left, _MIN_REST))
+    except BaseException:
+        made.close()
+        raise
+    # With a proxy the socket goes to the proxy, whether it forwards or tunnels.
+    conn._connectbyname_info = ConnectionInfo.of(made, via_proxy=conn.proxy is not None)
+
+
+class _PendingTLS:
+    """What `_new_conn` returns for HTTPS straight to the server: nothing connected yet.
+
+    urllib3's ``HTTPSConnection.connect`` builds its TLS context (certificates, client
+    certificate, versions, ALPN) and hands the socket to ``ssl_wrap_socket``, which ends
+    in ``_ssl_wrap_socket_impl``: there (`_wrap_socket_impl`) the engine makes the
+    connection, every attempt running its own handshake with that context, the first to
+    complete winning (Happy Eyeballs v3). urllib3 then checks ``assert_fingerprint`` or
+    ``assert_hostname`` on the winner as it would on its own socket: a failure there
+    ends the call, as a verification failure in the race does.
+
+    Rejected: building urllib3's context again here (its rules change between
+    releases: every ``ssl_`` option would be a copy to keep true), and connecting over
+    TCP first (the race would end before TLS, with no way past an address that takes
+    TCP and never answers TLS)."""
+
+    __slots__ = ("_conn", "_options")
+
+    def __init__(self, conn: Any, options: Options) -> None:
+        self._conn = conn
+        self._options = options
+
+    def handshake(self, context: ssl.SSLContext, server_hostname: str | None) -> ssl.SSLSocket:
+        """Connect, racing the handshakes; the winner, as urllib3's wrap would return."""
+        conn = self._conn
+        try:
+            made = connect(
+                conn._dns_host,
+                conn.port,
+                self._options,
+                timeout=Timeout.resolve_default_timeout(conn.timeout),
+                source_address=conn.source_address,
+                socket_options=conn.socket_options,
+                tls=TLSOptions(context, server_hostname),
+            )
+        except (CertificateError, TLSError) as exc:
+            # What urllib3's own handshake would have raised (and reports as its SSLError):
+            # the certificate's verification error, or the handshake's.
+            raise _handshake_error(exc) from exc
+        except ConnectByNameError as exc:
+            raise _urllib3_error(exc, conn) from exc
+        _connected(conn, made)
+        assert isinstance(made.socket, ssl.SSLSocket)
+        return made.socket
+
+    def close(self) -> None:
+        """Nothing to close: urllib3 closes what it was given on an error."""
+
+    def settimeout(self, timeout: float | None) -> None:
+        """Nothing to set: the engine applies the connect budget."""
+
+
+def _handshake_error(error: CertificateError | TLSError) -> OSError:
+    """The ssl error of a failed race over TLS: the verification error, or the first
+    handshake's error (an address that failed in TCP has none)."""
+    found = error.__cause__ if isinstance(error, CertificateError) else None
+    if found is None:
+        found = next((a.error for a in error.attempts if a.tcp is not None and a.error), None)
+    if not isinstance(found, OSError):
+        found = ssl.SSLError(error.errno, error.strerror)
+    # Unlinked, so that the error raised from the engine's makes no reference cycle.
+    error.__cause__ = None
+    return found
+
+
+def _wrap_socket_impl(
+    sock: Any, ssl_context: ssl.SSLContext, tls_in_tls: bool, server_hostname: str | None = None
+) -> Any:
+    """urllib3's ``_ssl_wrap_socket_impl``, which makes our `_PendingTLS` connections."""
+    if isinstance(sock, _PendingTLS):
+        return sock.handshake(ssl_context, server_hostname)
+    return _STOCK_WRAP_IMPL(sock, ssl_context, tls_in_tls, server_hostname)
+
+
+# PRIVATE API of urllib3 (see above): for drop-in classes too, so replaced for good.
+_ssl._ssl_wrap_socket_impl = _wrap_socket_impl
 
 
 def _server_name(conn: Any) -> str:
@@ -315,15 +420,23 @@ def _connect_then_reset(stock: Callable[[Any], None], *, tls: bool) -> Callable[
                 "urllib3.http2 injected, use inject_into_urllib3() (urllib3's own pools "
                 "then speak HTTP/2 through the engine), or urllib3.http2.extract_from_urllib3()"
             )
+        # Only inside urllib3's own HTTPSConnection.connect does the TLS wrap follow
+        # _new_conn at once (a subclass's connect may use the socket otherwise).
+        self._connectbyname_tls_next = tls
         try:
             stock(self)
         except BaseException as exc:
             if tls:
                 _tls_finished(self, exc)
             raise
+        finally:
+            self._connectbyname_tls_next = False
         if tls:
             _tls_finished(self, None)
         info = getattr(self, "_connectbyname_info", None)
+        if tls and info is not None and info.tls_version is None and self.sock is not None:
+            # A handshake made after the connect (a proxy's tunnel): its TLS, too.
+            info = self._connectbyname_info = info.with_tls(self.sock)
         if self.sock is not None and info is not None:
             self.sock.settimeout(Timeout.resolve_default_timeout(self.timeout))
             listener = _listener_of(self)

@@ -385,11 +385,9 @@ def check_under_http_span(traces: Traces, host: str, port: int, tls: bool = Fals
     check_connected(connect, host, port)
     assert events(connect, "attempt")
     if tls:
-        handshake = traces.one("tls")
-        assert child_of(handshake, http)
-        assert handshake.kind is SpanKind.INTERNAL
-        assert handshake.status.status_code is StatusCode.UNSET
-        attributes = dict(handshake.attributes or {})
+        # Raced in the call: an event of the connect span, not a span of its own.
+        assert traces.spans("tls") == []
+        (attributes,) = events(connect, "tls")
         assert attributes["server.address"] == host
         assert attributes["network.peer.address"] == "127.0.0.1"
         assert attributes["network.peer.port"] == port
@@ -397,9 +395,6 @@ def check_under_http_span(traces: Traces, host: str, port: int, tls: bool = Fals
         assert attributes["tls.protocol.version"] in ("1.2", "1.3")
         assert attributes["tls.next_protocol"] == "http/1.1"
         assert attributes["tls.established"] is True
-        assert handshake.start_time is not None
-        assert connect.end_time is not None
-        assert connect.end_time <= handshake.start_time
     else:
         assert traces.spans("tls") == []
 
@@ -441,12 +436,14 @@ def test_a_failed_handshake_under_the_requests_instrumentation(
         pytest.raises(requests.exceptions.SSLError),
     ):
         session.get(f"https://localhost:{tls_server.port}/")
-    handshake = traces.one("tls")
-    assert child_of(handshake, traces.http_span())
-    assert handshake.status.status_code is StatusCode.ERROR
-    assert dict(handshake.attributes or {})["tls.established"] is False
-    (exception,) = events(handshake, "exception")
-    assert "SSL" in exception["exception.type"]
+    # Raced in the call: the verification failure ends the connect span.
+    assert traces.spans("tls") == []
+    connect = traces.one("connect")
+    assert child_of(connect, traces.http_span())
+    check_failed(connect, "connectbyname.CertificateError")
+    (handshake,) = events(connect, "tls")
+    assert handshake["tls.established"] is False
+    assert "SSLCertVerificationError" in str(handshake["error.type"])
 
 
 @pytest.mark.parametrize("injected", [False, True], ids=["drop-in", "injected"])

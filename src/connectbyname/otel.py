@@ -31,13 +31,14 @@ The ``connect`` span, after the semantic conventions:
   (``record_exception``) and ``error.type``; a call cancelled or interrupted ends its
   span the same way.
 
-A TLS handshake that an adapter does after the connect (HTTPS) is a span of its own,
-``tls`` (kind ``INTERNAL``), next to ``connect`` under the same parent:
+A TLS handshake raced in the call (HTTPS through the adapters, or ``ssl_context``) is
+an event ``tls`` of the ``connect`` span, one per attempt that connected over TCP:
 ``server.address`` (the name sent and checked), ``network.peer.address`` and
 ``network.peer.port``, ``tls.protocol.name``, ``tls.protocol.version``,
 ``tls.next_protocol`` (ALPN), ``tls.established``, and the error as for ``connect``.
-(Once the engine does the handshake inside the race, it becomes an event ``tls`` of
-the ``connect`` span.)
+A handshake an adapter does after the connect (inside a proxy's tunnel) is a span of
+its own, ``tls`` (kind ``INTERNAL``), next to ``connect`` under the same parent, with
+the same attributes.
 
 Cost: every call asks the tracer for a span (but a no-op tracer's: it never records);
 a span that does not record (a sampler dropped it, or no provider is set yet) makes
@@ -256,10 +257,13 @@ class _ConnectSpan(_Spanned):
         self.span.add_event("attempt", attributes)
 
     def tls_finished(self, event: TLSFinished) -> None:
-        # A handshake inside the call (the engine's own, once it does TLS in the race).
+        # A handshake inside the call: one per attempt that connected over TCP.
         attributes = _tls_attributes(event)
         if event.server_name is not None:
             attributes["server.address"] = event.server_name
+        if event.address is not None:
+            attributes["network.peer.address"] = event.address[0]
+            attributes["network.peer.port"] = event.address[1]
         if event.error is not None:
             attributes.update(_error_attributes(event.error))
         self.span.add_event("tls", attributes)
