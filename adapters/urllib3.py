@@ -238,6 +238,11 @@ def _new_conn(self: _connection.HTTPConnection) -> socket.socket:
         options = dataclasses.replace(options, family=socket.AF_INET)
     if self.proxy is None and getattr(self, "_connectbyname_tls_next", False):
         return _PendingTLS(self, options)  # type: ignore[return-value]
+    return _connect_plain(self, options)
+
+
+def _connect_plain(self: Any, options: Options) -> socket.socket:
+    """Connect over TCP: the socket urllib3's ``_new_conn`` returns."""
     timeout = Timeout.resolve_default_timeout(self.timeout)
     # For the TLS events: when the call began, on the engine's clock (time.monotonic).
     began = (
@@ -264,7 +269,7 @@ def _new_conn(self: _connection.HTTPConnection) -> socket.socket:
     _connected(self, made)
     if began is not None:
         # The handshake follows (after a proxy's CONNECT, when tunnelling).
-        self._connectbyname_tls = TLSStep.begin(  # type: ignore[attr-defined]
+        self._connectbyname_tls = TLSStep.begin(
             options.listener,
             _server_name(self),
             made.remote_address,
@@ -327,11 +332,23 @@ class _PendingTLS:
             # What urllib3's own handshake would have raised (and reports as its SSLError):
             # the certificate's verification error, or the handshake's.
             raise _handshake_error(exc) from exc
+        except TimedOutError as exc:
+            if any(a.tcp is not None for a in exc.attempts):
+                # The time ran out in a handshake: urllib3 reports its own handshake's
+                # timeout as a read timeout (ReadTimeoutError), from the socket's.
+                raise TimeoutError(exc.errno, exc.strerror) from exc
+            raise _urllib3_error(exc, conn) from exc
         except ConnectByNameError as exc:
             raise _urllib3_error(exc, conn) from exc
         _connected(conn, made)
         assert isinstance(made.socket, ssl.SSLSocket)
         return made.socket
+
+    def connect_plain(self) -> socket.socket:
+        """Connect over TCP only, as `_new_conn` does for plain HTTP."""
+        sock = _connect_plain(self._conn, self._options)
+        self._conn.sock = sock  # urllib3 closes its connection's socket on an error
+        return sock
 
     def close(self) -> None:
         """Nothing to close: urllib3 closes what it was given on an error."""
@@ -358,7 +375,11 @@ def _wrap_socket_impl(
 ) -> Any:
     """urllib3's ``_ssl_wrap_socket_impl``, which makes our `_PendingTLS` connections."""
     if isinstance(sock, _PendingTLS):
-        return sock.handshake(ssl_context, server_hostname)
+        if isinstance(ssl_context, ssl.SSLContext):
+            return sock.handshake(ssl_context, server_hostname)
+        # Another TLS library's context (urllib3.contrib.pyopenssl) wraps only a
+        # connected socket, itself: TCP is raced, and the handshake is its own.
+        sock = sock.connect_plain()
     return _STOCK_WRAP_IMPL(sock, ssl_context, tls_in_tls, server_hostname)
 
 

@@ -476,3 +476,21 @@ def test_a_failed_handshake_is_told_with_its_error(
     names = [name for name, _ in recorder.told]
     assert names == ["tls_started", "tls_finished", "attempt_finished"]
     assert isinstance(recorder.told[1][1].error, ssl.SSLCertVerificationError)
+
+
+def test_a_context_that_returns_no_ssl_socket_is_refused_without_a_leak(
+    assert_no_fd_leak: None, https_server: HTTPServer
+) -> None:
+    from unittest import mock
+
+    class Stand:
+        def __init__(self, sock: socket.socket, **_: object) -> None:
+            self.sock = sock
+
+        def close(self) -> None:
+            self.sock.close()
+
+    context = mock.create_autospec(ssl.SSLContext)
+    context.wrap_socket = Stand
+    with pytest.raises(InvalidParameterError, match=r"not an ssl\.SSLSocket"):
+        connect_by_name("127.0.0.1", https_server.port, timeout=5, ssl_context=context)

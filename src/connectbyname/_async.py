@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import socket
 import ssl
@@ -216,15 +217,21 @@ class AnyioPoller:
         self._group = group
         self._event = anyio.Event()
         self._ready: Events = []
-        self._watched: set[int] = set()
+        # Descriptor -> the registration watching it. A watcher task starts later than
+        # it is asked for: by then its registration may be discarded (the socket closed,
+        # its number perhaps reused), and it must not wait at all.
+        self._watched: dict[int, int] = {}
+        self._registrations = itertools.count()
         self._wake_from_thread: Callable[[], None] | None = None
 
     def register(self, fd: int, events: int) -> None:
-        self._watched.add(fd)
-        self._group.start_soon(self._watch, fd, events)
+        registration = self._watched[fd] = next(self._registrations)
+        self._group.start_soon(self._watch, fd, events, registration)
 
-    async def _watch(self, fd: int, events: int) -> None:
+    async def _watch(self, fd: int, events: int, registration: int) -> None:
         anyio = self._anyio
+        if self._watched.get(fd) != registration:
+            return  # discarded before this task started
         try:
             if events & WRITABLE:
                 await anyio.wait_writable(fd)
@@ -232,15 +239,14 @@ class AnyioPoller:
                 await anyio.wait_readable(fd)
         except anyio.ClosedResourceError:
             return  # discarded: notify_closing woke us
-        if fd in self._watched:
-            self._watched.discard(fd)
+        if self._watched.get(fd) == registration:
+            del self._watched[fd]
             self._ready.append((fd, events))
             self._event.set()
 
     def discard(self, sock: socket.socket) -> None:
         fd = sock.fileno()
-        if fd in self._watched:
-            self._watched.discard(fd)
+        if self._watched.pop(fd, None) is not None:
             # Wakes the watcher (and forgets the descriptor in the event loop) before
             # the descriptor is closed and can be reused.
             self._anyio.notify_closing(fd)

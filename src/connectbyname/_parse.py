@@ -105,6 +105,12 @@ class TLSOptions:
     #: hostname it matches itself): raising fails verification, which ends the call.
     check: Callable[[ssl.SSLSocket], None] | None = None
 
+    def __post_init__(self) -> None:
+        # The race wraps each attempt's socket with it and needs an ssl.SSLSocket back
+        # (another library's context, or a mock, would take the socket and leak it).
+        if not isinstance(self.context, ssl.SSLContext):
+            raise TypeError(f"an ssl.SSLContext is needed, not {type(self.context).__name__}")
+
 
 @dataclass(frozen=True, slots=True)
 class CallOptions:

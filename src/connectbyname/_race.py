@@ -33,6 +33,7 @@ that can raise in between.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import logging
@@ -906,14 +907,28 @@ def _tcp_connected(
         # ssl moves the descriptor to a new socket object and detaches this one; the
         # table holds whichever owns it. (Between the two, a few bytecodes in ssl, an
         # interruption leaves the new object to reference counting, which closes it.)
-        table[attempt] = tls.context.wrap_socket(
+        wrapped = tls.context.wrap_socket(
             raw, server_hostname=tls.server_hostname, do_handshake_on_connect=False
         )
+        if isinstance(wrapped, ssl.SSLSocket):
+            table[attempt] = wrapped
     except OSError as exc:  # the connection already closed, with data (see ssl)
         raw.close()
         table.pop(attempt, None)
         planner.attempt_failed(now, attempt, exc)
         return None
+    if table[attempt] is raw:
+        # A stand-in context (a test's mock) that did not hand back an ssl.SSLSocket:
+        # the caller's mistake, every attempt would make it. Its object is closed
+        # (it may hold the socket), and the socket with the rest of the table.
+        with contextlib.suppress(Exception):
+            wrapped.close()
+        raise InvalidParameterError(
+            f"ssl_context.wrap_socket() returned a {type(wrapped).__name__}, "
+            "not an ssl.SSLSocket",
+            nodename=planner.target.nodename,
+            servicename=planner.target.servicename,
+        )
     return _tls_step(planner, tls, table, attempt, poller=poller, now=now)
 
 
