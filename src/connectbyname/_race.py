@@ -924,8 +924,7 @@ def _tcp_connected(
         with contextlib.suppress(Exception):
             wrapped.close()
         raise InvalidParameterError(
-            f"ssl_context.wrap_socket() returned a {type(wrapped).__name__}, "
-            "not an ssl.SSLSocket",
+            f"ssl_context.wrap_socket() returned a {type(wrapped).__name__}, not an ssl.SSLSocket",
             nodename=planner.target.nodename,
             servicename=planner.target.servicename,
         )
