@@ -38,17 +38,21 @@ except ModuleNotFoundError as exc:
 from connectbyname import (
     AddressDeniedError,
     Attempt,
-    CertificateError,
     ConnectByNameError,
     ConnectionInfo,
     PolicyDenial,
     TimedOutError,
 )
 from connectbyname._async import aconnect
+from connectbyname._errors import handshake_error
 from connectbyname._events import OBSERVERS, EventListener, TLSStep
 from connectbyname._info import Connection
 from connectbyname._parse import Options, TLSOptions
 from connectbyname._sync import connect
+
+# With the adapter, not at the first TLS connection: it must know the ssl module the
+# adapter knows (a program may import ssl anew later, as urllib3's own tests do).
+from connectbyname._tlsstream import TLSSocketStream
 
 # The get_extra_info() key under which our streams hand out their _Made. Asked through
 # get_extra_info, it also reaches through httpcore's wrappers (the stream of a CONNECT
@@ -129,9 +133,9 @@ def engine_error(error: ConnectByNameError) -> Exception:
     failure: Exception
     if isinstance(error, AddressDeniedError):
         failure = ConnectByNameAddressDeniedError(str(error))
-    elif isinstance(error, CertificateError) and error.__cause__ is not None:
-        # The verification error itself, as httpcore's own start_tls reports it.
-        failure = httpcore.ConnectError(error.__cause__)
+    elif (handshake := handshake_error(error)) is not None:
+        # The verification error, or the handshake's: as httpcore's own start_tls says.
+        failure = httpcore.ConnectError(handshake)
     elif isinstance(error, TimedOutError):
         failure = httpcore.ConnectTimeout(str(error))
     else:
@@ -368,6 +372,8 @@ class SyncBackend(httpcore.NetworkBackend):
                 asked.port,
                 self._options,
                 timeout=asked.timeout,
+                # An https:// origin itself: its HTTPS record too.
+                https=tls is not None,
                 tls=tls,
                 **asked.arguments,
             )
@@ -659,6 +665,8 @@ class AsyncBackend(httpcore.AsyncNetworkBackend):
                 asked.port,
                 self._options,
                 timeout=asked.timeout,
+                # An https:// origin itself: its HTTPS record too.
+                https=tls is not None,
                 tls=tls,
                 **asked.arguments,
             )
@@ -667,8 +675,6 @@ class AsyncBackend(httpcore.AsyncNetworkBackend):
         try:
             io: _EventLoopIO
             if isinstance(conn.socket, ssl.SSLSocket):
-                from connectbyname._tlsstream import TLSSocketStream
-
                 # Its handshake is done: an anyio stream over the SSLSocket itself,
                 # on trio as well (anyio's trio backend waits on it there).
                 io, stream = _ANYIO_IO, TLSSocketStream(conn.socket)

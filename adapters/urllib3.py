@@ -86,6 +86,7 @@ from connectbyname import (
     TimedOutError,
     TLSError,
 )
+from connectbyname._errors import handshake_error
 from connectbyname._events import (
     OBSERVERS,
     ConnectionAcquired,
@@ -236,7 +237,14 @@ def _new_conn(self: _connection.HTTPConnection) -> socket.socket:
     if _util_connection.allowed_gai_family() == socket.AF_INET and options.family == 0:
         # urllib3's own switch to IPv4 only (HAS_IPV6, or a patched allowed_gai_family).
         options = dataclasses.replace(options, family=socket.AF_INET)
-    if self.proxy is None and getattr(self, "_connectbyname_tls_next", False):
+    if (
+        getattr(self, "_connectbyname_tls_next", False)
+        and self.proxy is None
+        # PRIVATE API of http.client (see above): a tunnel set without urllib3's proxy.
+        and getattr(self, "_tunnel_host", None) is None
+        # A subclass's own _new_conn (calling this one) wants the socket itself.
+        and getattr(type(self), "_new_conn", None) is _new_conn
+    ):
         return _PendingTLS(self, options)  # type: ignore[return-value]
     return _connect_plain(self, options)
 
@@ -326,12 +334,13 @@ class _PendingTLS:
                 timeout=Timeout.resolve_default_timeout(conn.timeout),
                 source_address=conn.source_address,
                 socket_options=conn.socket_options,
+                https=True,
                 tls=TLSOptions(context, server_hostname),
             )
         except (CertificateError, TLSError) as exc:
             # What urllib3's own handshake would have raised (and reports as its SSLError):
             # the certificate's verification error, or the handshake's.
-            raise _handshake_error(exc) from exc
+            raise (handshake_error(exc) or ssl.SSLError(exc.errno, exc.strerror)) from exc
         except TimedOutError as exc:
             if any(a.tcp is not None for a in exc.attempts):
                 # The time ran out in a handshake: urllib3 reports its own handshake's
@@ -355,19 +364,6 @@ class _PendingTLS:
 
     def settimeout(self, timeout: float | None) -> None:
         """Nothing to set: the engine applies the connect budget."""
-
-
-def _handshake_error(error: CertificateError | TLSError) -> OSError:
-    """The ssl error of a failed race over TLS: the verification error, or the first
-    handshake's error (an address that failed in TCP has none)."""
-    found = error.__cause__ if isinstance(error, CertificateError) else None
-    if found is None:
-        found = next((a.error for a in error.attempts if a.tcp is not None and a.error), None)
-    if not isinstance(found, OSError):
-        found = ssl.SSLError(error.errno, error.strerror)
-    # Unlinked, so that the error raised from the engine's makes no reference cycle.
-    error.__cause__ = None
-    return found
 
 
 def _wrap_socket_impl(

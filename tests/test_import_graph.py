@@ -22,9 +22,10 @@ PACKAGE = Path(connectbyname.__file__).parent
 OUTER = ("connectbyname.testing", "connectbyname.demo", "connectbyname.adapters")
 #: Optional: imported inside a function, where the feature that needs it is called.
 #: Modules that are optional themselves, imported only by whoever needs them:
-#: ``_tlsstream`` (an anyio stream, imported by an async call with TLS) and ``dns`` (the
-#: dnspython resolver, the ``dns`` extra). The last test checks that nothing else does.
-SELF_OPTIONAL = ("connectbyname._tlsstream", "connectbyname.dns")
+#: ``_tlsstream`` (an anyio stream, imported by an async call with TLS), ``dns`` (the
+#: dnspython resolver, the ``dns`` extra) and ``otel`` (OpenTelemetry, the ``otel``
+#: extra). The last test checks that nothing else imports them.
+SELF_OPTIONAL = ("connectbyname._tlsstream", "connectbyname.dns", "connectbyname.otel")
 OPTIONAL = ("anyio", "trio", "dns", "opentelemetry", "urllib3", "requests", "httpx", "httpcore")
 
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import errno
 import socket
+import ssl
 
 import pytest
 
-from connectbyname import HostUnreachableError, Outcome, TimedOutError
+from connectbyname import (
+    CertificateError,
+    HostUnreachableError,
+    Outcome,
+    TimedOutError,
+    TLSError,
+)
 from connectbyname._parse import check_call, check_options, parse_target
 from connectbyname._plan import Connected, Failed, Planner, Start
 
@@ -106,3 +113,50 @@ def test_no_deadline_without_a_timeout() -> None:
     plan = planner(None)
     assert plan.deadline is None
     assert plan.next_action(10.0).until is None  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+def _two_in_tls() -> tuple[Planner, int, int]:
+    plan = planner(5)
+    plan.lookup_done(10.0, [v6(1), v4(1)])
+    first = plan.next_action(10.0)
+    second = plan.next_action(10.25)
+    assert isinstance(first, Start)
+    assert isinstance(second, Start)
+    plan.attempt_tcp(10.01, first.attempt)
+    plan.attempt_tcp(10.26, second.attempt)
+    return plan, first.attempt, second.attempt
+
+
+@pytest.mark.parametrize("verdict_first", [True, False])
+def test_a_verification_failure_outranks_a_handshake_completed_in_the_same_wait(
+    verdict_first: bool,
+) -> None:
+    plan, bad, good = _two_in_tls()
+    failure = CertificateError("forged", nodename="example.test", servicename=80)
+    failure.__cause__ = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    steps = [
+        lambda: plan.call_failed(10.3, bad, failure),
+        lambda: plan.attempt_connected(10.3, good),
+    ]
+    for step in steps if verdict_first else reversed(steps):
+        step()
+    result = plan.next_action(10.3)
+    assert isinstance(result, Failed)
+    assert result.error is failure
+    outcomes = [a.outcome for a in result.error.attempts]
+    assert outcomes == [Outcome.FAILED, Outcome.ABANDONED]
+
+
+def test_a_reset_in_tls_is_a_tls_failure_not_a_refusal() -> None:
+    plan, first, second = _two_in_tls()
+    reset = OSError(errno.ECONNRESET, "reset")
+    plan.attempt_failed(10.3, first, reset)
+    plan.attempt_failed(10.3, second, reset)
+    result = plan.next_action(10.3)
+    assert isinstance(result, Failed)
+    assert type(result.error) is TLSError
+    assert [a.outcome for a in result.error.attempts] == [Outcome.FAILED, Outcome.FAILED]
+    assert all(a.tcp is not None for a in result.error.attempts)

@@ -494,3 +494,30 @@ def test_a_context_that_returns_no_ssl_socket_is_refused_without_a_leak(
     context.wrap_socket = Stand
     with pytest.raises(InvalidParameterError, match=r"not an ssl\.SSLSocket"):
         connect_by_name("127.0.0.1", https_server.port, timeout=5, ssl_context=context)
+
+
+def test_a_reset_answering_the_client_hello_is_a_tls_failure(
+    assert_no_fd_leak: None,
+    connect: Connect,
+    server_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    with pair(_broken_v6(server_context, handshake="reset"), None) as (port, _):
+        with HTTPServer("127.0.0.1", port, server_context, handshake="reset"):
+            with pytest.raises(TLSError) as caught:
+                connect(port, timeout=10, ssl_context=client_ssl_context)
+    assert not isinstance(caught.value, RefusedError)
+    assert [a.outcome for a in caught.value.attempts] == [Outcome.FAILED, Outcome.FAILED]
+    assert all(a.tcp is not None for a in caught.value.attempts)
+
+
+@pytest.mark.parametrize("name", ["a..b", ".leading", "x" * 64 + ".test", "bad\x00name"])
+def test_a_server_hostname_ssl_would_refuse_is_refused_before_any_io(
+    name: str, client_ssl_context: ssl.SSLContext
+) -> None:
+    resolver = StaticResolver({NAME: ["127.0.0.1"]})
+    with pytest.raises(InvalidParameterError, match="server_hostname"):
+        connect_by_name(
+            NAME, 443, ssl_context=client_ssl_context, server_hostname=name, resolver=resolver
+        )
+    assert resolver.calls == []

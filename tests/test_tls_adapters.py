@@ -351,3 +351,33 @@ def test_through_a_proxy_the_tunnels_tls_is_one_attempt_and_reported(
     assert proxy_server.connect_requests
     assert info.tls_version in ("TLSv1.2", "TLSv1.3")
     assert all(a.tcp is None for a in info.attempts)  # the proxy's connect: TCP only
+
+
+def test_an_injected_subclass_with_its_own_new_conn_gets_a_socket(
+    https_server: HTTPServer, ca_bundle_path: str
+) -> None:
+    # A common pattern (SSRF guards): check the peer of the socket super() made.
+    peers: list[tuple[Any, ...]] = []
+
+    class Checked(urllib3.connection.HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            peers.append(sock.getpeername())
+            return sock
+
+    class Pool(urllib3.HTTPSConnectionPool):
+        ConnectionCls = Checked
+
+    cbn_urllib3.inject_into_urllib3()
+    try:
+        with Pool("localhost", https_server.port, ca_certs=ca_bundle_path) as pool:
+            response = pool.request("GET", "/")
+    finally:
+        cbn_urllib3.extract_from_urllib3()
+    assert response.status == 200
+    assert peers
+    assert peers[0][1] == https_server.port
+    info = connection_info(response)
+    # Not raced (the handshake came after the connect, urllib3's own), still reported.
+    assert all(a.tcp is None for a in info.attempts)
+    assert info.tls_version in ("TLSv1.2", "TLSv1.3")

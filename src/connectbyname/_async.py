@@ -38,6 +38,7 @@ from ._observe import observed_race
 from ._parse import (
     DEFAULT_ATTEMPT_DELAY,
     DEFAULT_RESOLUTION_DELAY,
+    HTTPS_PORT,
     CallOptions,
     Options,
     SocketOption,
@@ -327,15 +328,17 @@ async def aconnect(
     timeout: object = None,
     source_address: object = None,
     socket_options: object = (),
+    https: bool = False,
     tls: TLSOptions | None = None,
 ) -> Connection:
     """`aconnect_socket` with the engine's options checked already (`options_from`),
-    as an adapter keeps them; ``tls`` as for ``_sync.connect``."""
+    as an adapter keeps them; ``https`` and ``tls`` as for ``_sync.connect``."""
     target = parse_target(nodename, servicename)
     call = check_call(
         timeout,
         source_address,
         socket_options,
+        https=https,
         tls=tls,
         nodename=nodename,
         servicename=servicename,
@@ -375,17 +378,15 @@ async def aconnect_socket(
         nodename=nodename,
         servicename=servicename,
     )
+    tls = check_tls(
+        ssl_context, server_hostname, host=target.host, nodename=nodename, servicename=servicename
+    )
     call = check_call(
         timeout,
         source_address,
         socket_options,
-        tls=check_tls(
-            ssl_context,
-            server_hostname,
-            host=target.host,
-            nodename=nodename,
-            servicename=servicename,
-        ),
+        https=tls is not None and target.port == HTTPS_PORT,
+        tls=tls,
         nodename=nodename,
         servicename=servicename,
     )

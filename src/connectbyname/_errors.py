@@ -129,3 +129,25 @@ class AddressDeniedError(ConnectByNameError, PermissionError, PolicyDenial):
     Not a connect error to retry: the same name will be refused again."""
 
     default_errno = _errno.EACCES
+
+
+def handshake_error(error: ConnectByNameError) -> OSError | None:
+    """What a client's own TLS handshake would have raised, for a call that failed in
+    TLS: a fresh copy of the verification error (`CertificateError`) or of the first
+    failed handshake's error (`TLSError`), for an adapter to raise as its client would
+    (``None`` for any other error, or a `TLSError` whose every failure was in TCP).
+
+    A copy, so that raising it (and chaining it to ``error``) changes nothing that the
+    call's records and listeners already hold."""
+    found: BaseException | None = None
+    if isinstance(error, CertificateError):
+        found = error.__cause__
+    elif isinstance(error, TLSError):
+        found = next((a.error for a in error.attempts if a.tcp is not None and a.error), None)
+    if not isinstance(found, OSError):
+        return None
+    copy = type(found)(*found.args)
+    for name in ("reason", "library", "verify_code", "verify_message"):
+        if hasattr(found, name):
+            setattr(copy, name, getattr(found, name))
+    return copy

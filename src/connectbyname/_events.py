@@ -115,8 +115,12 @@ class TLSStarted:
 @dataclass(frozen=True, slots=True)
 class TLSFinished:
     """A TLS handshake ended: with the TLS ``version`` (``"TLSv1.3"``) and the ALPN
-    protocol agreed (``"h2"``, ``"http/1.1"``, ``None``: none), or ``error`` (a failed
-    certificate check, a timeout, a cancellation...). ``duration`` is the handshake's."""
+    protocol agreed (``"h2"``, ``"http/1.1"``, ``None``: none), or ``error``: its own (a
+    failed certificate check, an alert, a reset), or, for a handshake the race cut
+    short, ``ConnectionAbortedError`` (the call ended first: another attempt won, or a
+    certificate failed) or ``TimeoutError``. ``duration`` is the handshake's. A call
+    that is cancelled or interrupted tells neither this nor ``attempt_finished`` for
+    what was still running (observers are told ``call_abandoned``)."""
 
     server_name: str | None
     address: Address | None

@@ -129,6 +129,9 @@ class CallOptions:
 
 
 DEFAULT_OPTIONS: Final = Options()
+#: The port whose TLS connections ask for the name's HTTPS record (RFC 9460: the
+#: https scheme's default port) when the caller does not say the scheme.
+HTTPS_PORT: Final = 443
 NO_CALL_OPTIONS: Final = CallOptions()
 
 
@@ -459,7 +462,7 @@ def check_call(
         source,
         source_family,
         _socket_options(socket_options, invalid),
-        https or tls is not None,
+        https,
         tls,
     )
 
@@ -488,6 +491,17 @@ def check_tls(
         server_hostname = host.rstrip(".")
     elif not isinstance(server_hostname, str) or not server_hostname:
         raise _invalid("server_hostname must be a non-empty str", nodename, servicename)
+    try:
+        # What ssl does with it (SSLContext._encode_hostname), checked before any I/O.
+        if "\x00" in server_hostname:
+            raise UnicodeError("a NUL character")
+        server_hostname.encode("idna")
+    except UnicodeError as exc:
+        raise _invalid(
+            f"server_hostname {server_hostname!r} is not a valid name: {exc}",
+            nodename,
+            servicename,
+        ) from None
     return TLSOptions(ssl_context, server_hostname)
 
 

@@ -478,7 +478,8 @@ class Planner:
         call with TLS) completed."""
         record = self._records[attempt]
         self._running.discard(attempt)
-        if self._winner is None and not self._done:
+        # A verification failure read in the same wait outranks it (see call_failed).
+        if self._winner is None and not self._done and self._fatal is None:
             self._winner = attempt
             record.close(now, Outcome.CONNECTED)
         else:
@@ -486,18 +487,23 @@ class Planner:
 
     def call_failed(self, now: float, attempt: int, error: ConnectByNameError) -> None:
         """Attempt ``attempt`` ended the whole call with ``error`` (a certificate that
-        failed verification: never raced past)."""
+        failed verification: never raced past, not even by a handshake that completed
+        in the same wait; the first such error is the call's)."""
         self._running.discard(attempt)
         cause = error.__cause__
         self._records[attempt].close(
             now, Outcome.FAILED, cause if isinstance(cause, OSError) else error
         )
-        self._fatal = error
+        if self._fatal is None:
+            self._fatal = error
 
     def attempt_failed(self, now: float, attempt: int, error: OSError) -> None:
         """Attempt ``attempt`` failed (no socket, or the connect failed)."""
         self._running.discard(attempt)
-        self._records[attempt].close(now, outcome_of(error), error)
+        record = self._records[attempt]
+        # Once TCP connected, whatever ends the attempt is a failure in TLS (a reset
+        # there is a middlebox's or the server's answer to the ClientHello, not a refusal).
+        record.close(now, outcome_of(error) if record.tcp is None else Outcome.FAILED, error)
         # Section 5: a failure starts the next attempt at once.
         self._next_start = now
 
@@ -507,10 +513,10 @@ class Planner:
         """What the driver does next; call it after every event and every wait."""
         if self._done:
             raise RuntimeError("the call is over: next_action() after Connected or Failed")
-        if self._winner is not None:
-            return self._finish_connected(now)
         if self._fatal is not None:
             return self._finish_fatal(now, self._fatal)
+        if self._winner is not None:
+            return self._finish_connected(now)
         hold = not self._records and now < self._deadline and self._holding(now)
         if self._untried and not hold and (not self._running or now >= self._next_start):
             if now >= self._deadline and self._running:
@@ -620,6 +626,10 @@ class Planner:
         for attempt in self._running:
             self._records[attempt].close(now, Outcome.ABANDONED)
         self._running.clear()
+        if self._winner is not None:
+            # Connected in the same wait as the verdict: closed with the rest, unused.
+            self._records[self._winner].outcome = Outcome.ABANDONED
+            self._winner = None
         error.attempts = self._attempts()
         return Failed(error)
 

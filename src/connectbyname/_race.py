@@ -441,13 +441,14 @@ def race(
                 poller.close()
 
 
-#: The error a TLS handshake cut short is told with (``tls_finished``).
-_CUT_SHORT: dict[Outcome, OSError] = {
-    Outcome.ABANDONED: ConnectionAbortedError(
-        errno.ECONNABORTED, "abandoned: another attempt won the race"
-    ),
-    Outcome.TIMED_OUT: TimeoutError(errno.ETIMEDOUT, "the call's timeout ran out"),
-}
+def _cut_short(outcome: Outcome | None) -> OSError | None:
+    """The error a TLS handshake cut short is told with (``tls_finished``): a new one
+    each time, so that no listener holds another call's."""
+    if outcome is Outcome.ABANDONED:
+        return ConnectionAbortedError(errno.ECONNABORTED, "abandoned: the call ended first")
+    if outcome is Outcome.TIMED_OUT:
+        return TimeoutError(errno.ETIMEDOUT, "the call's timeout ran out")
+    return None
 
 
 class _Told:
@@ -544,7 +545,7 @@ class _Told:
         if record.outcome is Outcome.CONNECTED and isinstance(sock, ssl.SSLSocket):
             version, alpn = sock.version(), sock.selected_alpn_protocol()
         else:
-            error = record.error or _CUT_SHORT.get(record.outcome)
+            error = record.error or _cut_short(record.outcome)
         event = TLSFinished(
             self._server_name, record.address, end, end - began, version, alpn, error
         )
@@ -905,17 +906,22 @@ def _tcp_connected(
     raw = table[attempt]
     try:
         # ssl moves the descriptor to a new socket object and detaches this one; the
-        # table holds whichever owns it. (Between the two, a few bytecodes in ssl, an
-        # interruption leaves the new object to reference counting, which closes it.)
+        # table holds whichever owns it.
         wrapped = tls.context.wrap_socket(
             raw, server_hostname=tls.server_hostname, do_handshake_on_connect=False
         )
         if isinstance(wrapped, ssl.SSLSocket):
             table[attempt] = wrapped
-    except OSError as exc:  # the connection already closed, with data (see ssl)
+    except BaseException as exc:
+        # ssl raises after taking the descriptor too (the connection reset before the
+        # wrap; an interruption): the socket it made lives on in the traceback, unless
+        # closed here.
+        _close_taken(exc)
+        if not isinstance(exc, OSError):
+            raise
         raw.close()
         table.pop(attempt, None)
-        planner.attempt_failed(now, attempt, exc)
+        planner.attempt_failed(now, attempt, exc.with_traceback(None))
         return None
     if table[attempt] is raw:
         # A stand-in context (a test's mock) that did not hand back an ssl.SSLSocket:
@@ -929,6 +935,20 @@ def _tcp_connected(
             servicename=planner.target.servicename,
         )
     return _tls_step(planner, tls, table, attempt, poller=poller, now=now)
+
+
+def _close_taken(exc: BaseException) -> None:
+    """Close the `ssl.SSLSocket` that ``ssl.SSLSocket._create`` had made, and taken the
+    descriptor for, when ``exc`` came out of it."""
+    tb = exc.__traceback__
+    while tb is not None:
+        made = tb.tb_frame.f_locals.get("self") if tb.tb_frame.f_code is _CREATE else None
+        if isinstance(made, ssl.SSLSocket):
+            made.close()
+        tb = tb.tb_next
+
+
+_CREATE = ssl.SSLSocket._create.__func__.__code__  # type: ignore[attr-defined]
 
 
 def _tls_step(

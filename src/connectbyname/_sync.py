@@ -33,6 +33,7 @@ from ._observe import observed_race
 from ._parse import (
     DEFAULT_ATTEMPT_DELAY,
     DEFAULT_RESOLUTION_DELAY,
+    HTTPS_PORT,
     CallOptions,
     Options,
     SocketOption,
@@ -293,7 +294,8 @@ def connect_by_name(
     sent (SNI) and checked against the certificate; by default ``nodename`` itself
     (its IDNA form), never the address that won. A certificate that fails
     verification ends the call with `CertificateError` at once, whatever the other
-    addresses would have said.
+    addresses would have said. On port 443, the name's HTTPS record (RFC 9460) is asked
+    for with its addresses: its address hints, port and ALPN join the race.
 
     Returns a `Connection`. Raises `InvalidParameterError`, `NameResolutionError`,
     `TimedOutError`, `HostUnreachableError` (`RefusedError` when every address refused,
@@ -312,17 +314,15 @@ def connect_by_name(
         nodename=nodename,
         servicename=servicename,
     )
+    tls = check_tls(
+        ssl_context, server_hostname, host=target.host, nodename=nodename, servicename=servicename
+    )
     call = check_call(
         timeout,
         source_address,
         socket_options,
-        tls=check_tls(
-            ssl_context,
-            server_hostname,
-            host=target.host,
-            nodename=nodename,
-            servicename=servicename,
-        ),
+        https=tls is not None and target.port == HTTPS_PORT,
+        tls=tls,
         nodename=nodename,
         servicename=servicename,
     )

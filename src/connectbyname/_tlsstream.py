@@ -5,8 +5,7 @@ The race makes each attempt's TLS handshake itself, on a non-blocking `ssl.SSLSo
 ``TLSStream`` cannot take that over: it makes its own handshake over memory BIOs. This
 stream reads and writes the winner's `ssl.SSLSocket` directly, waiting on its
 descriptor in the event loop (``anyio.wait_readable`` and ``wait_writable``) whenever
-TLS asks for more, which works on every anyio backend but asyncio's proactor loop
-(Windows), which cannot wait on a descriptor.
+TLS asks for more.
 
 Imported only for a call that asks for TLS: anyio is not a dependency of the package.
 """

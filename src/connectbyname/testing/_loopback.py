@@ -33,6 +33,7 @@ import selectors
 import socket
 import socketserver
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -98,7 +99,7 @@ _SYSTEM_GETADDRINFO: Callable[..., Any] = socket.getaddrinfo
 _IO_TIMEOUT = 10.0  # upper bound for handshakes and upstream connects in the servers
 
 #: How a server answers a new connection (see `HTTPServer`).
-Handshake: TypeAlias = Literal["normal", "mute", "alert"]
+Handshake: TypeAlias = Literal["normal", "mute", "alert", "reset"]
 #: A TLS record: a fatal (2) handshake_failure (40) alert, TLS 1.2 framing.
 HANDSHAKE_FAILURE_ALERT = bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28])
 
@@ -346,10 +347,14 @@ class _Server(http.server.ThreadingHTTPServer):
             if self.handshake == "mute":
                 self.closing.wait()  # TCP connected; never a word, until close_all()
                 return
-            if self.handshake == "alert":
+            if self.handshake in ("alert", "reset"):
                 sock.settimeout(_IO_TIMEOUT)
                 sock.recv(65536)  # the ClientHello
-                sock.sendall(HANDSHAKE_FAILURE_ALERT)
+                if self.handshake == "alert":
+                    sock.sendall(HANDSHAKE_FAILURE_ALERT)
+                else:  # closed with a reset (SO_LINGER 0), as an SNI filter does
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    sock.close()  # now, before the shutdown below would send a FIN
                 return
             if self.handshake_delay:
                 self.closing.wait(self.handshake_delay)
@@ -627,7 +632,8 @@ class HTTPServer(_ServerRunner):
     ``handshake`` breaks every connection on purpose: ``"mute"`` accepts TCP and then
     never sends or reads a byte (a middlebox, a half-broken load balancer: a TLS
     ClientHello goes unanswered), ``"alert"`` answers the ClientHello with a fatal
-    ``handshake_failure`` alert and closes. ``handshake_delay`` waits that many seconds
+    ``handshake_failure`` alert and closes, ``"reset"`` answers it with a TCP reset (an
+    SNI filter). ``handshake_delay`` waits that many seconds
     after accepting before the TLS handshake (or the first request) is served.
 
     Every response carries ``X-Client-Address`` (the peer as ``ip:port``, IPv6 as
