@@ -451,6 +451,8 @@ def _connect_then_reset(stock: Callable[[Any], None], *, tls: bool) -> Callable[
         if tls:
             _tls_finished(self, None)
         info = getattr(self, "_connectbyname_info", None)
+        if tls and info is not None and _injected_now[0]:
+            _give_info(self)
         if tls and info is not None and info.tls_version is None and self.sock is not None:
             # A handshake made after the connect (a proxy's tunnel): its TLS, too.
             info = self._connectbyname_info = info.with_tls(self.sock)
@@ -507,17 +509,41 @@ def _put_conn(self: Any, conn: Any) -> None:
     _STOCK_PUT_CONN(self, conn)
 
 
-def _getresponse(self: Any) -> HTTPResponse:
-    """``getresponse`` as urllib3's, with the connection's info on the response."""
-    info: ConnectionInfo | None = getattr(self, "_connectbyname_info", None)
-    if info is not None and not info.reused:
-        # Whatever comes next on this socket comes over a kept-alive connection.
-        self._connectbyname_info = dataclasses.replace(info, reused=True)
-    # Read info first: http.client closes the connection here on "Connection: close".
-    response = _STOCK_GETRESPONSE(self)
-    if info is not None:
-        setattr(response, INFO_KEY, info)
-    return response
+def _with_info(stock: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A ``getresponse`` as ``stock``, with the connection's info on the response."""
+
+    @functools.wraps(stock)
+    def getresponse(self: Any) -> Any:
+        info: ConnectionInfo | None = getattr(self, "_connectbyname_info", None)
+        if info is not None and not info.reused:
+            # Whatever comes next on this socket comes over a kept-alive connection.
+            self._connectbyname_info = dataclasses.replace(info, reused=True)
+        # Read info first: http.client closes the connection here on "Connection: close".
+        response = stock(self)
+        if info is not None:
+            setattr(response, INFO_KEY, info)
+        return response
+
+    return getresponse
+
+
+_getresponse: Final = _with_info(_STOCK_GETRESPONSE)
+
+# urllib3.http2's connection class (imported only by urllib3.http2.inject_into_urllib3,
+# possibly after ours) has a getresponse of its own: given the info too, when its first
+# connection is made. (class, urllib3's method, ours), for extract_from_urllib3.
+_late_patches: list[tuple[type[Any], Callable[..., Any], Callable[..., Any]]] = []
+
+
+def _give_info(conn: Any) -> None:
+    for cls in type(conn).__mro__:
+        if cls.__module__ == "urllib3.http2.connection" and "getresponse" in vars(cls):
+            stock = vars(cls)["getresponse"]
+            if not any(ours is stock for _, _, ours in _late_patches):
+                ours = _with_info(stock)
+                cls.getresponse = ours  # type: ignore[attr-defined]
+                _late_patches.append((cls, stock, ours))
+            return
 
 
 _HTTP_CONNECT: Final = _connect_then_reset(_STOCK_CONNECT[0], tls=False)
@@ -529,6 +555,7 @@ _HTTPS_CONNECT: Final = _connect_then_reset(_STOCK_CONNECT[1], tls=True)
 # The options of inject_into_urllib3(), in a list so that _new_conn reads them at call
 # time; DEFAULT_OPTIONS while not injected (only drop-in classes then reach _new_conn).
 _injected: list[Options] = [DEFAULT_OPTIONS]
+_injected_now: list[bool] = [False]
 # (class, method name, urllib3's own method, ours) for every method injection replaces.
 _PATCHES: Final = (
     (_connection.HTTPConnection, "_new_conn", _STOCK_NEW_CONN, _new_conn),
@@ -554,6 +581,7 @@ def inject_into_urllib3(**engine_options: Unpack[EngineOptions]) -> None:
     before). Calling it again changes the options; `extract_from_urllib3` undoes it.
     """
     _injected[0] = options = options_from(engine_options)
+    _injected_now[0] = True
     for cls, name, _, ours in _PATCHES:
         setattr(cls, name, ours)
     # A listener's pool events need urllib3's pools and close() too; without one they
@@ -568,6 +596,11 @@ def extract_from_urllib3() -> None:
     for cls, name, stock, ours in (*_PATCHES, *_EVENT_PATCHES):
         if vars(cls).get(name) is ours:
             setattr(cls, name, stock)
+    for cls, stock, ours in _late_patches:
+        if vars(cls).get("getresponse") is ours:
+            cls.getresponse = stock
+    _late_patches.clear()
+    _injected_now[0] = False
     _injected[0] = DEFAULT_OPTIONS
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import pytest
 import trustme
+from anyio.streams.tls import TLSAttribute
 
 from connectbyname import (
     AttemptFinished,
@@ -90,12 +91,15 @@ def _async_connect(backend: str) -> Connect:
                 with contextlib.suppress(anyio.EndOfStream):
                     while True:
                         body += await stream.receive()
+                # The stream says the same as the connection.
+                assert stream.extra(TLSAttribute.tls_version) == conn.tls_version
+                assert stream.extra(TLSAttribute.alpn_protocol) == conn.alpn
                 return Made(
                     conn.attempts,
                     conn.elapsed,
                     conn.remote_address,
-                    stream.extra(anyio.streams.tls.TLSAttribute.tls_version),
-                    stream.extra(anyio.streams.tls.TLSAttribute.alpn_protocol),
+                    conn.tls_version,
+                    conn.alpn,
                     body,
                 )
 
@@ -108,8 +112,6 @@ def _async_connect(backend: str) -> Connect:
 def connect(request: pytest.FixtureRequest) -> Connect:
     """Connect to ``NAME`` (``::1`` first, then ``127.0.0.1``) on a port, over TLS, and
     fetch ``/``: through the sync engine or the async one."""
-    import anyio.streams.tls  # noqa: F401 - for TLSAttribute above
-
     if request.param == "sync":
         return _sync_connect
     return _async_connect(request.param)

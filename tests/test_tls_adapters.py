@@ -381,3 +381,29 @@ def test_an_injected_subclass_with_its_own_new_conn_gets_a_socket(
     # Not raced (the handshake came after the connect, urllib3's own), still reported.
     assert all(a.tcp is None for a in info.attempts)
     assert info.tls_version in ("TLSv1.2", "TLSv1.3")
+
+
+def test_urllib3_http2_injected_races_tls_and_reports_the_connection(
+    server_cert: trustme.LeafCert, ca_bundle_path: str
+) -> None:
+    import urllib3.http2
+    from urllib3.http2.connection import HTTP2Connection
+
+    own = HTTP2Connection.getresponse
+    with h2_server(server_cert) as port:
+        cbn_urllib3.inject_into_urllib3(resolver=StaticResolver({NAME: ["127.0.0.1"]}))
+        urllib3.http2.inject_into_urllib3()
+        try:
+            with urllib3.PoolManager(ca_certs=ca_bundle_path) as http:
+                response = http.request("GET", f"https://{NAME}:{port}/")
+                http.connection_from_url(f"https://{NAME}:{port}/").close()
+        finally:
+            urllib3.http2.extract_from_urllib3()
+            cbn_urllib3.extract_from_urllib3()
+    assert response.status == 200
+    assert response.data == HELLO_BODY
+    info = connection_info(response)
+    assert info.alpn == "h2"
+    assert info.attempts[0].tcp is not None  # raced in TLS
+    # extract_from_urllib3 gave urllib3's HTTP/2 connection its own method back.
+    assert HTTP2Connection.getresponse is own

@@ -99,6 +99,10 @@ class AsyncConnection:
     elapsed: float = 0.0
     deadline: float | None = None
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    #: As `Connection`'s: the TLS version, ALPN protocol and HTTPS record's ECH config.
+    tls_version: str | None = None
+    alpn: str | None = None
+    ech: bytes | None = None
 
     def time_left(self) -> float | None:
         """Seconds left of the call's timeout on the event loop's clock (0 once it has
@@ -202,6 +206,9 @@ async def aconnect_by_name(
         connection.elapsed,
         connection.deadline,
         connection.clock,
+        connection.tls_version,
+        connection.alpn,
+        connection.ech,
     )
 
 

@@ -11,10 +11,10 @@ the call goes on.
 Without a listener nothing is made or called: each place that tells one first checks
 that there is one.
 
-The engine tells a call's events (`connect_started` to `connect_finished`). The
-adapters add what they do around it: the TLS handshake (`tls_started`,
-`tls_finished`; the engine will tell them itself once the handshake moves into the
-race) and their pools' use of a connection (`connection_acquired`,
+The engine tells a call's events (`connect_started` to `connect_finished`), each TLS
+handshake it races among them (`tls_started`, `tls_finished`, per attempt). The
+adapters add what they do around it: a TLS handshake after the connect (inside a
+proxy's tunnel) and their pools' use of a connection (`connection_acquired`,
 `connection_released`).
 
 Process-wide observers (`Observer`, `observe`) see every call of the process, whatever
@@ -359,8 +359,8 @@ def joined(listeners: list[EventListener]) -> EventListener | None:
 
 
 class TLSStep:
-    """The events of one TLS handshake an adapter does after the connect (until the
-    engine does the handshake itself, in the race): `begin` tells ``tls_started`` to
+    """The events of one TLS handshake an adapter does after the connect (inside a
+    proxy's tunnel; the engine tells those it races itself): `begin` tells ``tls_started`` to
     the adapter's listener and to what the observers make for it; `finished` or
     `failed` tells ``tls_finished``. ``elapsed`` counts from the connect call's start,
     on ``clock``."""

@@ -277,6 +277,10 @@ def race(
         if target.literal is None:
             resolution = _own_resolution(target, options, call, net)
             gate = _nat64_gate(target, options, net, rank)
+            if resolution is None and options.resolver is None:
+                # The system's getaddrinfo sorted its answer already, by RFC 6724 with
+                # the host's own /etc/gai.conf, which the default table would undo.
+                rank = _keep_order(options)
         if resolution is not None:
             families = tuple(resolution.lookups)
         else:
@@ -613,7 +617,9 @@ def _report_lookups(
             candidates = lookup.candidates
             ranks = [rank(c) for c in candidates]
             if gate is not None:
-                admitted = gate.admit(now, lookup.family, candidates, ranks, lookup.target)
+                # The gate asks the kernel for routes itself, unless these ranks say it.
+                routes = ranks if gate.ranks_with(rank) else ()
+                admitted = gate.admit(now, lookup.family, candidates, routes, lookup.target)
                 if admitted is None:
                     continue  # held until the NAT64 prefix is known
                 if admitted is not candidates:
@@ -659,6 +665,21 @@ def _ranking(net: Net, options: Options) -> Callable[[Candidate], tuple[int, ...
     return rank
 
 
+_NO_RANK: tuple[int, ...] = ()
+
+
+def _keep_order(options: Options) -> Callable[[Candidate], tuple[int, ...]]:
+    """A ranking that keeps the resolver's order (`_ranking`'s, policy aside)."""
+    policy = options.policy
+    if policy is None:
+        return lambda candidate: _NO_RANK
+
+    def rank(candidate: Candidate) -> tuple[int, ...]:
+        return _DENIED if vet(policy, candidate.address[0]) is not None else _NO_RANK
+
+    return rank
+
+
 class _Part(Protocol):
     """What the race drives besides its attempts: a resolution, a NAT64 discovery."""
 
@@ -699,9 +720,10 @@ def _nat64_gate(
 
 class _Nat64Gate:
     """IPv4 addresses this host has no route to, on a network with IPv6 only: written
-    in the network's NAT64 prefix (RFC 6052), found as RFC 7050 says (HEv3 section 8:
-    IPv4 literals, A answers and IPv4 hints). Addresses wait for the prefix while it
-    is being looked up."""
+    in the network's NAT64 prefix (RFC 6052), found as RFC 7050 says (HEv3 section 8):
+    IPv4 literals and A answers. Addresses wait for the prefix while it is being looked
+    up. An HTTPS record's IPv4 hints are not translated: such a hint fails at once (no
+    route), and the name's own answers, translated, carry on."""
 
     __slots__ = ("_config", "_net", "_rank", "discovery", "held")
 
@@ -716,6 +738,10 @@ class _Nat64Gate:
         self._rank = rank
         self.discovery: Discovery | None = None
         self.held: list[tuple[socket.AddressFamily, list[Candidate], str]] = []
+
+    def ranks_with(self, rank: Callable[[Candidate], tuple[int, ...]]) -> bool:
+        """Whether ``rank`` is the routing rank the gate judges by."""
+        return rank is self._rank
 
     def admit(
         self,
