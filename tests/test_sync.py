@@ -29,7 +29,13 @@ from connectbyname import (
     connect_by_name,
     connect_socket_by_name,
 )
-from connectbyname.testing import Blackhole, StaticResolver, no_fd_leak, refused_port
+from connectbyname.testing import (
+    Blackhole,
+    StaticResolver,
+    no_fd_leak,
+    patch_getaddrinfo,
+    refused_port,
+)
 
 # Generous bounds: they must hold on a loaded 2-core machine.
 SLACK = 0.5
@@ -490,3 +496,24 @@ def test_connection_is_a_context_manager_that_closes() -> None:
         with conn:
             assert conn.socket.fileno() >= 0
         assert conn.socket.fileno() == -1
+
+
+def test_the_system_resolvers_order_is_kept_a_resolver_of_the_callers_is_sorted() -> None:
+    # RFC 6724's default table puts ::1 before an IPv4-mapped address; the system's
+    # getaddrinfo sorted by it already, with the host's gai.conf, which may say
+    # otherwise: its order stands. A resolver of the caller's is sorted (RFC 8305 4).
+    answer = ["::ffff:127.0.0.1", "::1"]
+    seen = {}
+    with refused_port("::1") as port:
+        for via in ("system", "caller"):
+            resolver = StaticResolver({"order.test": answer})
+            options: dict[str, Any] = {"family": socket.AF_INET6, "timeout": 2}
+            with contextlib.ExitStack() as stack:
+                if via == "system":
+                    stack.enter_context(patch_getaddrinfo(resolver))
+                else:
+                    options["resolver"] = resolver
+                with pytest.raises(RefusedError) as caught:
+                    connect_by_name("order.test", port, **options)
+            seen[via] = [a.address[0] for a in caught.value.attempts]
+    assert seen == {"system": answer, "caller": ["::1", "::ffff:127.0.0.1"]}
