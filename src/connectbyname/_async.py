@@ -38,15 +38,13 @@ from ._observe import observed_race
 from ._parse import (
     DEFAULT_ATTEMPT_DELAY,
     DEFAULT_RESOLUTION_DELAY,
-    HTTPS_PORT,
     CallOptions,
     Options,
     SocketOption,
     Target,
     TLSOptions,
     check_call,
-    check_options,
-    check_tls,
+    check_connect,
     parse_target,
 )
 from ._policy import Policy
@@ -373,29 +371,21 @@ async def aconnect_socket(
     """`aconnect_by_name`, but the winner comes back as a plain `Connection` (its
     socket blocking, ``TCP_NODELAY`` set) for a caller that wraps it in its event
     loop's own stream type, as the httpx transport does on trio."""
-    target = parse_target(nodename, servicename)
-    options = check_options(
+    target, options, call = check_connect(
+        nodename,
+        servicename,
+        timeout=timeout,
         attempt_delay=attempt_delay,
         family=family,
+        source_address=source_address,
+        socket_options=socket_options,
         resolver=resolver,
         resolution_delay=resolution_delay,
         history=history,
         policy=policy,
         listener=listener,
-        nodename=nodename,
-        servicename=servicename,
-    )
-    tls = check_tls(
-        ssl_context, server_hostname, host=target.host, nodename=nodename, servicename=servicename
-    )
-    call = check_call(
-        timeout,
-        source_address,
-        socket_options,
-        https=tls is not None and target.port == HTTPS_PORT,
-        tls=tls,
-        nodename=nodename,
-        servicename=servicename,
+        ssl_context=ssl_context,
+        server_hostname=server_hostname,
     )
     return await adrive(target, options, call)
 

@@ -505,6 +505,59 @@ def check_tls(
     return TLSOptions(ssl_context, server_hostname)
 
 
+def check_connect(
+    nodename: object,
+    servicename: object,
+    *,
+    timeout: object,
+    attempt_delay: object,
+    family: object,
+    source_address: object,
+    socket_options: object,
+    resolver: object,
+    resolution_delay: object,
+    history: object,
+    policy: object,
+    listener: object,
+    ssl_context: object = None,
+    server_hostname: object = None,
+) -> tuple[Target, Options, CallOptions]:
+    """The arguments of the public entry points (`connect_by_name` and its async and
+    supplied-socket forms), checked in one place: the target, the engine's options and
+    the call's. With TLS on port 443, the name's HTTPS record is asked for too."""
+    target = parse_target(nodename, servicename)
+    options = check_options(
+        attempt_delay=attempt_delay,
+        family=family,
+        resolver=resolver,
+        resolution_delay=resolution_delay,
+        history=history,
+        policy=policy,
+        listener=listener,
+        nodename=nodename,
+        servicename=servicename,
+    )
+    tls = None
+    if ssl_context is not None or server_hostname is not None:
+        tls = check_tls(
+            ssl_context,
+            server_hostname,
+            host=target.host,
+            nodename=nodename,
+            servicename=servicename,
+        )
+    call = check_call(
+        timeout,
+        source_address,
+        socket_options,
+        https=tls is not None and target.port == HTTPS_PORT,
+        tls=tls,
+        nodename=nodename,
+        servicename=servicename,
+    )
+    return target, options, call
+
+
 def _seconds(
     name: str, value: object, invalid: _Invalid, *, allow_zero: bool = False, rule: str = ""
 ) -> float | None:

@@ -33,15 +33,13 @@ from ._observe import observed_race
 from ._parse import (
     DEFAULT_ATTEMPT_DELAY,
     DEFAULT_RESOLUTION_DELAY,
-    HTTPS_PORT,
     CallOptions,
     Options,
     SocketOption,
     Target,
     TLSOptions,
     check_call,
-    check_options,
-    check_tls,
+    check_connect,
     parse_target,
 )
 from ._policy import Policy
@@ -302,29 +300,21 @@ def connect_by_name(
     `TLSError` when one at least failed its TLS handshake), `CertificateError`,
     `AddressDeniedError` or `OutOfResourcesError`.
     """
-    target = parse_target(nodename, servicename)
-    options = check_options(
+    target, options, call = check_connect(
+        nodename,
+        servicename,
+        timeout=timeout,
         attempt_delay=attempt_delay,
         family=family,
+        source_address=source_address,
+        socket_options=socket_options,
         resolver=resolver,
         resolution_delay=resolution_delay,
         history=history,
         policy=policy,
         listener=listener,
-        nodename=nodename,
-        servicename=servicename,
-    )
-    tls = check_tls(
-        ssl_context, server_hostname, host=target.host, nodename=nodename, servicename=servicename
-    )
-    call = check_call(
-        timeout,
-        source_address,
-        socket_options,
-        https=tls is not None and target.port == HTTPS_PORT,
-        tls=tls,
-        nodename=nodename,
-        servicename=servicename,
+        ssl_context=ssl_context,
+        server_hostname=server_hostname,
     )
     # drive(), written out: the connection must reach the caller with no call in between
     # that an interruption (Ctrl-C) could follow; a Python-level call returning it, as
@@ -398,20 +388,21 @@ def connect_socket_by_name(
 
     Returns ``(local_address, remote_address)``, IPv4-mapped addresses written as IPv4.
     """
-    target = parse_target(nodename, servicename)
     checked, family, dual_stack = _check_supplied_socket(sock, nodename, servicename)
-    options = check_options(
+    target, options, call = check_connect(
+        nodename,
+        servicename,
+        timeout=timeout,
         attempt_delay=attempt_delay,
         family=family,
+        source_address=None,
+        socket_options=socket_options,
         resolver=resolver,
         resolution_delay=resolution_delay,
         history=history,
         policy=policy,
         listener=listener,
-        nodename=nodename,
-        servicename=servicename,
     )
-    call = check_call(timeout, None, socket_options, nodename=nodename, servicename=servicename)
     # The winner is moved onto sock inside the race: no socket of ours ever leaves it.
     connection = drive(target, options, call, into=checked, dual_stack=dual_stack)
     # The new descriptor comes blocking; give it back the timeout sock's owner set.
