@@ -336,17 +336,20 @@ def race(
                 lookups = list(resolution.lookups.values())
         services_told = False
         while True:
+            now = clock()
             if resolution is not None:
                 services_told = _report_services(
-                    planner, resolution, lookups, services_told, clock(), told=told, rank=rank
+                    planner, resolution, lookups, services_told, now, told=told, rank=rank
                 )
             if lookups:
-                _report_lookups(planner, lookups, clock(), told=told, rank=rank, gate=gate)
+                _report_lookups(planner, lookups, now, told=told, rank=rank, gate=gate)
+            # The resolver's and the NAT64 discovery's sockets (none for a literal).
+            parts = _NO_PARTS if resolution is None and gate is None else _parts(resolution, gate)
             if gate is not None and gate.held:
-                gate.release(planner, clock())
-            for part in _parts(resolution, gate):
+                gate.release(planner, now)
+            for part in parts:
                 part.watch(poller.register)
-            action = planner.next_action(clock())
+            action = planner.next_action(now)
             if told is not None:
                 told.new_records(planner)
             if isinstance(action, Start):
@@ -371,13 +374,14 @@ def race(
                     connection.socket, winner = into, -1  # and the winner closes below
                 # Everything that can raise comes before the winner leaves the table,
                 # so that an interruption anywhere here closes it with the rest.
-                for attempt in [a for a in table if a != winner]:
-                    poller.discard(table[attempt])
-                    del table[attempt]
+                if len(table) > 1:
+                    for attempt in [a for a in table if a != winner]:
+                        poller.discard(table[attempt])
+                        del table[attempt]
                 for lookup in lookups:
                     lookup.abandon()
                 lookups = []
-                for part in _parts(resolution, gate):
+                for part in parts:
                     part.close(poller.discard)
                 resolution = gate = None
                 poller.close()
@@ -404,7 +408,7 @@ def race(
                     del error
             else:
                 until = action.until
-                for part in _parts(resolution, gate):
+                for part in parts:
                     timer = part.timer()
                     if timer is not None and (until is None or timer < until):
                         until = timer
@@ -424,10 +428,10 @@ def race(
                         elif told is not None:
                             told.attempt_finished(planner, attempt, table.get(attempt))
                     else:
-                        for part in _parts(resolution, gate):
+                        for part in parts:
                             if part.owns(fd):
                                 part.on_ready(fd, now, poller.discard)
-                for part in _parts(resolution, gate):
+                for part in parts:
                     part.on_time(now, poller.discard)
     finally:
         # Nothing to call on the way out of a win: a call is where an interruption
@@ -689,6 +693,9 @@ class _Part(Protocol):
     def on_ready(self, fd: int, now: float, discard: Callable[[socket.socket], None]) -> None: ...
     def on_time(self, now: float, discard: Callable[[socket.socket], None]) -> None: ...
     def close(self, discard: Callable[[socket.socket], None]) -> None: ...
+
+
+_NO_PARTS: list[_Part] = []
 
 
 def _parts(resolution: Resolution | None, gate: _Nat64Gate | None) -> list[_Part]:
