@@ -180,8 +180,22 @@ def _names(pool: list[Any]) -> list[str]:
 def run_inside(lab: Lab, bench_id: str, quick: bool, info: dict[str, Any]) -> dict[str, Any]:
     """Benchmark ``bench_id`` in a process of its own inside ``lab``."""
     load = Load(lab.ns)
-    bench: dict[str, Any] = lab.call(measure.run_bench, bench_id, quick, info, timeout=1800)
+    try:
+        bench: dict[str, Any] = lab.call(measure.run_bench, bench_id, quick, info, timeout=1800)
+    except Exception as exc:  # the run goes on; the results say what failed
+        print(f"\n{bench_id} FAILED: {exc}", file=sys.stderr)
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        bench = {
+            "id": bench_id,
+            "short": bench_id,
+            "title": bench_id,
+            "unit": "s",
+            "note": f"Failed in this run: {first}",
+            "rows": [],
+            "failed": True,
+        }
     bench["load"] = load.stop()
+    print(f"    ({bench['load']['seconds']:.0f} s)")
     return bench
 
 
@@ -319,9 +333,24 @@ def lab_dead_nameserver(quick: bool, wanted: set[str]) -> Iterator[dict[str, Any
             side(key, True, n_adapted)
         for thread in stock:
             thread.join()
-        if errors:
-            raise next(iter(errors.values()))
         measured = load.stop()
+    print(f"    ({measured['seconds']:.0f} s)")
+    if errors:
+        (key, adapted), exc = next(iter(errors.items()))
+        print(f"\ndead_nameserver FAILED: {exc}", file=sys.stderr)
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        for bench_id in ("dead_nameserver", "dead_nameserver_left"):
+            yield {
+                "id": bench_id,
+                "short": bench_id,
+                "title": bench_id,
+                "unit": "s",
+                "note": f"Failed in this run ({key}, {'adapted' if adapted else 'stock'}): {first}",
+                "rows": [],
+                "failed": True,
+                "load": measured,
+            }
+        return
     yield from dead_nameserver_benches(found, n_stock, n_adapted, measured)
 
 
@@ -336,8 +365,10 @@ def dead_nameserver_benches(
         key: [s["loop_closed_after"] for s in found[key, False] if "loop_closed_after" in s]
         for key in ASYNC
     }
+    runs = {"httpx-asyncio": "asyncio.run", "httpx-trio": "trio.run"}
     loops = "; ".join(
-        f"{label(key)} stock: its event loop's run returned after {_fmt(max(values), 's')} at most"
+        f"{label(key)} stock: {runs[key]} returned {_fmt(max(values), 's')} after it began "
+        "(the slowest sample)"
         for key, values in returned.items()
         if values
     )
@@ -713,6 +744,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nwrote {args.out / 'results.json'}, {args.out / 'results.md'}", end="")
     print(f", {args.out / 'chart.png'}" if drew else "")
     print(f"done in {duration:.0f} s")
+    failed = [b["id"] for b in benches if b.get("failed")]
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
