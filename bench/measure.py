@@ -1014,7 +1014,7 @@ _RATES: dict[str, tuple[str, bool, tuple[int, int], float, float, str, str]] = {
     "request_rate_keepalive": (
         "name",
         True,
-        (300, 120),
+        (200, 100),
         0.98,
         0.98,
         "requests/s, keep-alive",
