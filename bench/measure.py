@@ -744,12 +744,25 @@ def _causes(error: BaseException) -> Iterator[BaseException]:
         todo.extend(arg for arg in current.args if isinstance(arg, BaseException))
 
 
+def _in_lookup(ident: int | None) -> bool:
+    """Whether thread ``ident`` is inside a ``getaddrinfo`` call right now."""
+    frame = sys._current_frames().get(ident) if ident is not None else None
+    while frame is not None:
+        if frame.f_code.co_name == "getaddrinfo":
+            return True
+        frame = frame.f_back
+    return False
+
+
 class _Leftovers:
-    """Threads and descriptors that appeared since ``start`` and are still there."""
+    """What a call left running: threads started since ``start`` that are still alive,
+    and threads of before (a pool's) that are now inside a ``getaddrinfo`` call and
+    were not then; and descriptors opened since ``start`` that are still open."""
 
     def start(self) -> None:
         gc.collect()
         self.threads = {thread.ident for thread in threading.enumerate()}
+        self.looking_up = {ident for ident in self.threads if _in_lookup(ident)}
         self.fds = _fd_table()
 
     def now(self) -> dict[str, Any]:
@@ -757,7 +770,12 @@ class _Leftovers:
         threads = [
             thread.name
             for thread in threading.enumerate()
-            if thread.ident not in self.threads and thread.is_alive()
+            if thread is not threading.current_thread()
+            and thread.is_alive()
+            and (
+                thread.ident not in self.threads
+                or (thread.ident not in self.looking_up and _in_lookup(thread.ident))
+            )
         ]
         fds = sorted(target for fd, target in _fd_table().items() if self.fds.get(fd) != target)
         return {"threads": threads, "fds": fds}

@@ -403,8 +403,9 @@ def dead_nameserver_benches(
         "n",
         common + " Counted right after the call failed and its client was closed (for "
         "async clients still inside the event loop): threads started during the call that "
-        "are still alive plus descriptors opened during it that are still open; "
-        "results.json has their names.",
+        "are still alive, and older ones (a pool's) now inside a getaddrinfo call, plus "
+        "descriptors opened during the call that are still open; results.json has their "
+        "names.",
         {"timeout": timeout},
     )
     every = adapted_every(
@@ -508,17 +509,19 @@ def markdown(results: dict[str, Any]) -> str:
         + f". Command: `{results['command']}` ({results['duration']:.0f} s).",
         "",
         f"Machine load: the machine is shared; other work used {load['others_share']:.0%} "
-        f"of its CPU over the run ({min(shares, default=0):.0%} to "
-        f"{max(shares, default=0):.0%} per benchmark; each note says), the run itself "
+        f"of its CPU over the whole run ({min(shares, default=0):.0%} to "
+        f"{max(shares, default=0):.0%} during the benchmarks shown; each note says), the "
+        "run itself "
         f"{load['ours_share']:.0%}; load average {load['loadavg_start']:.2f} at the start, "
         f"{load['loadavg_end']:.2f} at the end.",
     ]
+    shorts = {bench["id"]: bench["short"] for bench in results["benchmarks"]}
     for rerun in results.get("reruns", []):
         lines += [
             "",
             f"Run again {rerun['started']} (`{rerun['command']}`, {rerun['duration']:.0f} "
-            f"s): {', '.join(rerun['benchmarks'])}; other work used "
-            f"{rerun['load']['others_share']:.0%} of the CPU meanwhile.",
+            f"s): {'; '.join(shorts.get(b, b) for b in rerun['benchmarks'])}; other work "
+            f"used {rerun['load']['others_share']:.0%} of the CPU meanwhile.",
         ]
     lines += [
         "",
@@ -719,7 +722,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         kept = [b for b in results["benchmarks"] if b["id"] not in replaced]
         by_id = {b["id"]: b for b in [*kept, *benches]}
         results["benchmarks"] = [by_id[i] for i in ORDER if i in by_id]
-        results.setdefault("reruns", []).append(
+        # An earlier run-again of the same benchmarks no longer stands for anything.
+        reruns = []
+        for rerun in results.get("reruns", []):
+            rerun["benchmarks"] = [b for b in rerun["benchmarks"] if b not in replaced]
+            if rerun["benchmarks"]:
+                reruns.append(rerun)
+        results["reruns"] = reruns
+        results["reruns"].append(
             {
                 "started": begun,
                 "command": command,

@@ -29,8 +29,11 @@ def tables(results: dict[str, Any]) -> str:
         if load
         else ""
     )
+    shorts = {bench["id"]: bench["short"] for bench in results["benchmarks"]}
     reruns = "".join(
-        f" Run again {rerun['started']}: {', '.join(rerun['benchmarks'])}."
+        f" Run again {rerun['started']}: "
+        + "; ".join(shorts.get(b, b) for b in rerun["benchmarks"])
+        + "."
         for rerun in results.get("reruns", [])
     )
     lines = [
