@@ -1032,7 +1032,7 @@ _RATES: dict[str, tuple[str, bool, tuple[int, int], float, float, str, str]] = {
     "request_rate_keepalive": (
         "name",
         True,
-        (200, 100),
+        (300, 120),
         0.98,
         0.98,
         "requests/s, keep-alive",
