@@ -23,10 +23,25 @@ START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 def tables(results: dict[str, Any]) -> str:
     machine = results["machine"]
     versions = ", ".join(f"{name} {version}" for name, version in machine["versions"].items())
+    load = results.get("load")
+    busy = (
+        f" Other work used {load['others_share']:.0%} of the machine's CPU during the run."
+        if load
+        else ""
+    )
+    shorts = {bench["id"]: bench["short"] for bench in results["benchmarks"]}
+    reruns = "".join(
+        f" Run again {rerun['started']}: "
+        + "; ".join(shorts.get(b, b) for b in rerun["benchmarks"])
+        + "."
+        for rerun in results.get("reruns", [])
+    )
     lines = [
         f"Run {results['started']} on {machine['cpu']} ({machine['cores']} cores), "
         f"{machine['system']}, Python {machine['python']}; {versions}. "
-        f"`{results['command']}` took {results['duration']:.0f} s. Medians; the ratio is "
+        f"`{results['command']}` took {results['duration']:.0f} s.{busy}{reruns} Host "
+        "names are resolved through a DNS server in its own process inside a network "
+        "namespace (the lab; localhost through its hosts file). Medians; the ratio is "
         "connectbyname's over stock's (the median of back-to-back pairs where the two "
         "sides ran in turn). Spreads, sample counts and how each figure was taken: "
         "[`bench/results/results.md`](bench/results/results.md).",
@@ -56,7 +71,7 @@ def tables(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {row['client']} | {_fmt(row['stock']['median'], bench['unit'])} "
                 f"| {_fmt(row['adapted']['median'], bench['unit'])} "
-                f"| {_ratio(row['ratio'])} | {targets} |"
+                f"| {'' if row['ratio'] is None else _ratio(row['ratio'])} | {targets} |"
             )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
