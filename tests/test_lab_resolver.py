@@ -138,3 +138,20 @@ def test_nat64_an_ipv4_only_name_without_dns64(network_lab: Any) -> None:
     ipv6_only_with_a_route(lab)
     seen = lab.call(connect_plain, "v4only.test", lab.port, 3.0)
     assert seen["remote"] == [synthesised, lab.port, 0, 0]
+
+
+def test_a_record_whose_alpn_set_names_no_tcp_protocol_is_skipped(network_lab: Any) -> None:
+    lab = network_lab(
+        dns={
+            "quic.test": {
+                "A": Reply("127.0.0.1", delay=0.1),
+                # h3 only: QUIC's endpoint. Used, its hint to a dead address would be tried.
+                "HTTPS": svcb(1, ".", alpn=["h3"], no_default_alpn=True, ipv4hint="127.0.0.9"),
+            }
+        },
+        hosts="127.0.0.1 localhost\n",
+        http=["127.0.0.1"],
+        port=443,
+    )
+    seen = lab.call(connect_https, "quic.test", lab.port, 3.0)
+    assert [a[0][0] for a in seen["attempts"]] == ["127.0.0.1"]

@@ -484,8 +484,19 @@ SUPPORTED_KEYS = frozenset(
 )
 
 
+#: The protocols of an https:// connection over TCP and TLS (RFC 9460 section 7.1.2).
+TCP_ALPNS = frozenset({"http/1.1", "h2"})
+
+
 def _usable(record: _wire.Service) -> bool:
-    return all(key in SUPPORTED_KEYS for key in record.mandatory)
+    """Whether a record is for this client: no mandatory key it cannot honour, and
+    an ALPN set (its ``alpn``, with "http/1.1" unless ``no-default-alpn``) that names a
+    protocol it speaks over TCP (HEv3 section 6.2: an ``h3``-only endpoint is QUIC's)."""
+    if not all(key in SUPPORTED_KEYS for key in record.mandatory):
+        return False
+    if record.no_default_alpn:
+        return not TCP_ALPNS.isdisjoint(record.alpn)
+    return True
 
 
 def _target_key(index: int) -> int:
