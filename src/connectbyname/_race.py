@@ -24,6 +24,16 @@ callbacks from a shared object (the order of events is then the caller's to get
 right, twice), and threads per attempt (trio's design for its own loop; in a sync
 driver they cost more than a whole loopback connect).
 
+For a call with TLS (Happy Eyeballs v3 section 6.1), an attempt whose TCP connect
+completes is wrapped in the caller's context and runs its handshake here, non-blocking,
+each step waiting for what TLS asks (readable or writable); the first handshake to
+complete wins, and the next attempt's timer is not stopped by a TCP connect. Why an
+``ssl.SSLSocket`` per attempt and not an ``ssl.SSLObject`` over memory BIOs: the winner
+goes to clients that need an ``SSLSocket`` (urllib3, httpcore's sync stream), and an
+``SSLObject``'s session cannot be moved onto one. A certificate that fails verification
+ends the call (the planner's ``call_failed``): racing on would make a forged answer a
+matter of timing.
+
 Every attempt socket lives in one table from before its descriptor exists (see
 `Net.socket`) until it is closed or handed over, and the one cleanup closes whatever is
 in it on every path out: return, error, timeout, cancellation, ``KeyboardInterrupt``.
