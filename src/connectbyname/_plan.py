@@ -1,6 +1,6 @@
 """The race planner: every decision of a connect-by-name call, and no I/O.
 
-A driver (``_sync`` with selectors, ``_async`` with anyio) feeds the planner what
+A driver (``_sync`` with ``select.poll``, ``_async`` with anyio) feeds the planner what
 happened (a lookup finished, an attempt connected or failed) with the time it happened,
 and asks `Planner.next_action` what to do now. The planner never reads a clock, opens
 a socket or starts a thread, so its rules are tested with a fake clock, and every
@@ -33,7 +33,11 @@ The rules, after RFC 8305 (Happy Eyeballs version 2):
    other family) is recorded as skipped, and one the address policy refuses as denied,
    without a socket, immediately before its turn; the next one is taken at once.
 4. Winner. The first attempt reported connected wins; every other attempt still running
-   is abandoned, and so is one that reports connected after the winner.
+   is abandoned, and so is one that reports connected after the winner. For a call with
+   TLS (v3 section 6.1), an attempt reported connected over TCP (`attempt_tcp`) runs on
+   through its handshake and is "connected" only once that completes; the pace of rule
+   2 goes on meanwhile. A failure after TCP connected is a failure in TLS, whatever its
+   errno (a reset answering the ClientHello is no refusal).
 5. Deadline. The timeout bounds the whole call, resolution included; when it passes,
    the attempts still running are recorded as timed out and the call fails. One
    exception: past the deadline, while no attempt is running (none started yet, or
@@ -45,7 +49,11 @@ The rules, after RFC 8305 (Happy Eyeballs version 2):
 6. Failure. With nothing left to try, nothing running and no lookup outstanding, the
    call fails: the resolver's error if no address ever came, address denied if the
    policy refused every address, out of resources if no attempt could even get a
-   socket, host unreachable otherwise.
+   socket, refused if every address tried refused, TLS error if one at least failed in
+   TLS, host unreachable otherwise.
+7. Verification. A certificate that fails verification (`call_failed`) ends the call
+   at once with its error, whatever else runs, even an attempt reported connected in
+   the same wait: racing must never become a way around a verification failure.
 """
 
 from __future__ import annotations
