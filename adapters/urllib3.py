@@ -27,9 +27,10 @@ raises `ConnectByNameAddressDeniedError`, deliberately not a connect error: ``Re
 does not retry it, since the answer would be the same.
 
 Every response carries its connection's `connectbyname.ConnectionInfo`: read it with
-`connectbyname.connection_info`. HTTP/2 (``urllib3.http2``) is not supported: while it is
-injected, an HTTPS connection raises `NotImplementedError` rather than speak HTTP/1.1
-over a connection that negotiated h2.
+`connectbyname.connection_info`. HTTP/2 (``urllib3.http2``, injected): urllib3's own
+pools speak it through the engine once `inject_into_urllib3` is called too; a drop-in
+pool's `HTTPSConnection` speaks HTTP/1.1 only, and raises `NotImplementedError` rather
+than speak it over a connection that negotiated h2.
 
 Events: an engine ``listener`` (given to a drop-in class or to `inject_into_urllib3`)
 is also told the TLS handshake of an HTTPS connection (``tls_started`` once the socket
@@ -388,8 +389,8 @@ def _server_name(conn: Any) -> str:
     name: str | None = conn.server_hostname
     if name is None:
         # PRIVATE API of http.client (see above): the origin behind a CONNECT tunnel.
-        tunnel = getattr(conn, "_tunnel_host", None) if conn.proxy_is_tunneling else None
-        name = str(tunnel or conn.host)
+        # (urllib3's proxy_is_tunneling reads the same, but only from 2.3 on.)
+        name = str(getattr(conn, "_tunnel_host", None) or conn.host)
     return name.rstrip(".")
 
 
@@ -537,7 +538,8 @@ _late_patches: list[tuple[type[Any], Callable[..., Any], Callable[..., Any]]] = 
 
 def _give_info(conn: Any) -> None:
     for cls in type(conn).__mro__:
-        if cls.__module__ == "urllib3.http2.connection" and "getresponse" in vars(cls):
+        # urllib3.http2 is a module up to 2.2, a package with .connection from 2.3.
+        if cls.__module__.startswith("urllib3.http2") and "getresponse" in vars(cls):
             stock = vars(cls)["getresponse"]
             if not any(ours is stock for _, _, ours in _late_patches):
                 ours = _with_info(stock)

@@ -48,9 +48,17 @@ def test_the_registries_are_complete_as_of_their_dates() -> None:
     assert {"192.88.99.2/32", "192.0.0.170/32", "192.0.0.171/32"} <= prefixes
 
 
+def written(network: IPNetwork) -> set[str]:
+    """The canonical spellings of a network: no host bits, compressed. Python 3.13 writes
+    the IPv4-mapped block in the dotted form (::ffff:0.0.0.0/96), earlier Pythons and the
+    registries in hex (::ffff:0:0/96); both are the same network."""
+    text = str(network)
+    return {text, text.replace("::ffff:0.0.0.0/", "::ffff:0:0/")}
+
+
 def test_every_prefix_is_a_network_written_canonically() -> None:
     for network, block in ENTRIES:
-        assert str(network) in block.prefixes, block  # no host bits, compressed form
+        assert written(network) & set(block.prefixes), block
     # Two blocks are rows of both IPv6 registries; they must agree with each other.
     seen: dict[IPNetwork, Block] = {}
     twice = set()

@@ -387,7 +387,11 @@ def test_urllib3_http2_injected_races_tls_and_reports_the_connection(
     server_cert: trustme.LeafCert, ca_bundle_path: str
 ) -> None:
     import urllib3.http2
-    from urllib3.http2.connection import HTTP2Connection
+
+    # A module up to urllib3 2.2, a package from 2.3 on.
+    HTTP2Connection = getattr(urllib3.http2, "HTTP2Connection", None)
+    if HTTP2Connection is None:
+        from urllib3.http2.connection import HTTP2Connection
 
     own = HTTP2Connection.getresponse
     with h2_server(server_cert) as port:
