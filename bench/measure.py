@@ -288,7 +288,7 @@ class Bench:
     id: str
     short: str  # the name in the markdown table
     title: str
-    unit: str  # "s" (lower is better), "/s" (higher is better) or "n" (a count)
+    unit: str  # "s", "us" (lower is better), "/s" (higher is better) or "n" (a count)
     note: str
     params: dict[str, object] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -986,6 +986,163 @@ def bench_connect_rate(plan: Plan, lab: dict[str, Any]) -> Bench:
     return bench
 
 
+# --------------------------------------------------------------------------- events, otel
+
+#: The engine's variants, each measured against the engine without a listener or otel:
+#: (name, label, target ratio or None). The issue's targets: no listener within 1% of
+#: the plain engine, otel with a no-op tracer provider within 5%. The no-listener row is
+#: the plain engine on both sides (A/A): nothing else runs without a listener (the
+#: engine tests one list, the observers', per call), so what it shows is how far two
+#: identical sides drift in this run, i.e. what the run can resolve. An empty listener
+#: and a recording SDK have no target: they show what events and spans cost.
+EVENT_VARIANTS: tuple[tuple[str, str, float | None], ...] = (
+    ("none", "engine, no listener (the same call on both sides: A/A)", 0.99),
+    ("listener", "engine + EventListener() (every method empty)", None),
+    ("otel-noop", "engine + otel.instrument(NoOpTracerProvider())", 0.95),
+    # The global provider before one is set: a proxy tracer, asked for every span.
+    ("otel-proxy", "engine + otel.instrument(), no provider set", 0.95),
+    ("otel-sdk", "engine + otel.instrument(SDK TracerProvider(), recording, no exporter)", None),
+)
+_sdk_provider: list[Any] = []
+
+
+def events_connect_rate(
+    variant: str | None, port: int, count: int, cpu: list[float] | None = None
+) -> Sample:
+    """`connect_rate`'s engine side (connect_by_name to the 127.0.0.1 literal, ``count``
+    times), with an empty listener, or under connectbyname.otel (``variant``), or as it
+    is (``None`` or ``"none"``). otel is instrumented for the batch only, untimed, and
+    uninstrumented after it. The process's CPU time per connect (microseconds) is
+    appended to ``cpu``."""
+    from connectbyname import EventListener
+
+    listener = EventListener() if variant == "listener" else None
+    instrumented = variant is not None and variant.startswith("otel")
+    if instrumented:
+        from opentelemetry.trace import NoOpTracerProvider
+
+        from connectbyname import otel
+
+        provider: Any = NoOpTracerProvider()
+        if variant == "otel-sdk":
+            if not _sdk_provider:
+                from opentelemetry.sdk.trace import TracerProvider
+
+                _sdk_provider.append(TracerProvider())  # one for the process
+            provider = _sdk_provider[0]
+        elif variant == "otel-proxy":
+            provider = None  # this process never sets a global provider
+        otel.instrument(provider)
+    try:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for _ in range(count):
+            connect_by_name("127.0.0.1", port, timeout=3.0, listener=listener).close()
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    finally:
+        if instrumented:
+            from connectbyname import otel
+
+            otel.uninstrument()
+    if cpu is not None:
+        cpu.append(cpu_seconds / count * 1e6)
+    return Sample(count / seconds)
+
+
+def bench_events(plan: Plan, lab: dict[str, Any]) -> list[Bench]:
+    """The happy-path connect rate with events and OpenTelemetry, each row against the
+    engine without them, measured in turn (as the connect_rate_literal row); and, from
+    the same batches, the CPU time per connect, which other processes on the machine
+    move much less than the rate."""
+    connects = plan.n(150, 100)
+    sink = lab["sink_port"]
+    common = (
+        " 'Stock' is the engine without a listener or otel, 'adapted' the engine with "
+        "what the row names (otel instrumented for its batches only, and uninstrumented "
+        "after each). The first row runs the plain engine on both sides: nothing but "
+        "the engine's test of its (empty) observers list runs without a listener, so a "
+        "cost of no listener against an engine without events cannot be measured in one "
+        "run; that row shows how far two identical sides drift here, the resolution of "
+        "the 1% target."
+    )
+    bench = Bench(
+        "connect_rate_events",
+        "connects/s, events and otel",
+        "Happy path with events: connects per second to the 127.0.0.1 literal, engine "
+        "with a listener or connectbyname.otel vs the engine without",
+        "/s",
+        f"Batches of {connects} connect_by_name (timeout 3 s) + close to a sink in "
+        "another process; batches alternate, one warm-up batch each, not counted. No "
+        "name, so no DNS." + common,
+        {"connects_per_sample": connects},
+    )
+    cpu_bench = Bench(
+        "connect_cpu_events",
+        "CPU/connect, events and otel",
+        "Happy path with events: CPU time per connect (this process's user + system), "
+        "the same batches",
+        "us",
+        "The batches of the benchmark above, timed with time.process_time: what a connect "
+        "costs this process, which the load of other processes moves much less than "
+        "the wall-clock rate. Ratio: the median of back-to-back pairs' ratios (lower is "
+        "better here)." + common,
+        {"connects_per_sample": connects},
+    )
+    cpu: dict[tuple[str, bool], list[float]] = {}
+    print(f"\n{bench.title}")
+    specs = []
+    for variant, text, target in EVENT_VARIANTS:
+        unavailable = None
+        if variant.startswith("otel"):
+            module = "opentelemetry.sdk.trace" if variant == "otel-sdk" else "opentelemetry.trace"
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                unavailable = f"not available: {module.rsplit('.', 1)[0]} is not installed"
+        if unavailable is None:
+            events_connect_rate(None, sink, connects)
+            events_connect_rate(variant, sink, connects)
+
+        def sample(adapted: bool, variant: str = variant) -> Sample:
+            return events_connect_rate(
+                variant if adapted else None, sink, connects, cpu.setdefault((variant, adapted), [])
+            )
+
+        targets = []
+        if target is not None:
+            within = f"{(1 - target) * 100:.0f}%"
+            targets.append(ratio_at_least(target, f"ratio >= {target:g} (within {within})"))
+        specs.append(
+            RowSpec(
+                ENGINE,
+                sample,
+                plan.n(61, 15),
+                plan.n(61, 15),
+                targets=targets,
+                label=f"{text} vs engine" if variant != "none" else text,
+                unavailable=unavailable,
+                param=variant,
+            )
+        )
+    run_rows(bench, specs)
+    print(f"\n{cpu_bench.title}")
+    for (variant, _, target), spec in zip(EVENT_VARIANTS, specs, strict=True):
+        if spec.unavailable:
+            row = {"client": spec.label, "key": spec.key, "param": variant}
+            cpu_bench.rows.append({**row, "unavailable": spec.unavailable})
+            continue
+        # CPU: lower is better, so the target is the rate's, inverted.
+        cpu_targets = []
+        if target is not None:
+            limit = 1 / target
+            cpu_targets.append(
+                ratio_at_most(limit, f"ratio <= {limit:.3f} (within {(1 - target) * 100:.0f}%)")
+            )
+        cpu_spec = RowSpec(ENGINE, None, 0, 0, targets=cpu_targets, label=spec.label, param=variant)
+        sides = [[Sample(v) for v in cpu.get((variant, adapted), [])] for adapted in (False, True)]
+        cpu_bench.rows.append(make_row(cpu_bench, cpu_spec, *sides))
+    return [bench, cpu_bench]
+
+
 #: The request-rate benchmarks: (URL kind, keep-alive?, requests per sample (full,
 #: quick), sync target, async target, short, title).
 _RATES: dict[str, tuple[str, bool, tuple[int, int], float, float, str, str]] = {
@@ -1238,10 +1395,13 @@ def bench_threads(plan: Plan, lab: dict[str, Any]) -> Bench:
 # --------------------------------------------------------------------------- entry
 
 
-def run_bench(bench_id: str, quick: bool, lab: dict[str, Any]) -> dict[str, Any]:
-    """Run benchmark ``bench_id`` here (inside a namespace) and return it as JSON;
-    ``lab`` says what the namespace has (ports, the pools of names, delays)."""
+def run_bench(bench_id: str, quick: bool, lab: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run benchmark ``bench_id`` here (inside a namespace) and return it as JSON, with
+    the benchmarks measured in the same batches (`MEASURED_WITH`) after it; ``lab``
+    says what the namespace has (ports, the pools of names, delays)."""
     plan = Plan(quick)
+    if bench_id == "connect_rate_events":
+        return [bench.to_json() for bench in bench_events(plan, lab)]
     builders: dict[str, Callable[[Plan, dict[str, Any]], Bench]] = {
         "first_response_blackholed_v6": bench_first_response,
         "failure_all_blackholed": bench_all_dead,
@@ -1257,7 +1417,11 @@ def run_bench(bench_id: str, quick: bool, lab: dict[str, Any]) -> dict[str, Any]
         bench = bench_request_rate(plan, lab, bench_id)
     else:
         bench = builders[bench_id](plan, lab)
-    return bench.to_json()
+    return [bench.to_json()]
+
+
+#: Benchmarks that come out of another's batches: asking for either runs the first.
+MEASURED_WITH = {"connect_cpu_events": "connect_rate_events"}
 
 
 # --------------------------------------------------------------------------- format
@@ -1268,6 +1432,8 @@ def _fmt(value: float, unit: str) -> str:
         return f"{value:,.0f}/s"
     if unit == "n":
         return f"{value:.3g}"
+    if unit == "us":  # microseconds (lower is better)
+        return f"{value:.1f} us"
     if value < 1:
         return f"{value * 1000:.1f} ms"
     return f"{value:.3f} s"

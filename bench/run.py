@@ -86,6 +86,8 @@ ORDER = (
     "dead_nameserver",
     "dead_nameserver_left",
     "connect_rate_literal",
+    "connect_rate_events",
+    "connect_cpu_events",
     "request_rate_new_connection_ttl300",
     "request_rate_new_connection_ttl0",
     "request_rate_new_connection_literal",
@@ -177,26 +179,35 @@ def _names(pool: list[Any]) -> list[str]:
     return [template.format(i) for i in range(1, count + 1)]
 
 
-def run_inside(lab: Lab, bench_id: str, quick: bool, info: dict[str, Any]) -> dict[str, Any]:
-    """Benchmark ``bench_id`` in a process of its own inside ``lab``."""
+def run_inside(lab: Lab, bench_id: str, quick: bool, info: dict[str, Any]) -> list[dict[str, Any]]:
+    """Benchmark ``bench_id`` in a process of its own inside ``lab``: it, and the
+    benchmarks measured in its batches (`measure.MEASURED_WITH`)."""
     load = Load(lab.ns)
     try:
-        bench: dict[str, Any] = lab.call(measure.run_bench, bench_id, quick, info, timeout=1800)
+        benches: list[dict[str, Any]] = lab.call(
+            measure.run_bench, bench_id, quick, info, timeout=1800
+        )
     except Exception as exc:  # the run goes on; the results say what failed
         print(f"\n{bench_id} FAILED: {exc}", file=sys.stderr)
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        bench = {
-            "id": bench_id,
-            "short": bench_id,
-            "title": bench_id,
-            "unit": "s",
-            "note": f"Failed in this run: {first}",
-            "rows": [],
-            "failed": True,
-        }
-    bench["load"] = load.stop()
-    print(f"    ({bench['load']['seconds']:.0f} s)")
-    return bench
+        ids = [bench_id, *(k for k, v in measure.MEASURED_WITH.items() if v == bench_id)]
+        benches = [
+            {
+                "id": failed,
+                "short": failed,
+                "title": failed,
+                "unit": "s",
+                "note": f"Failed in this run: {first}",
+                "rows": [],
+                "failed": True,
+            }
+            for failed in ids
+        ]
+    measured = load.stop()
+    for bench in benches:
+        bench["load"] = measured
+    print(f"    ({measured['seconds']:.0f} s)")
+    return benches
 
 
 def lab_blackholed(quick: bool, wanted: set[str]) -> Iterator[dict[str, Any]]:
@@ -218,7 +229,8 @@ def lab_blackholed(quick: bool, wanted: set[str]) -> Iterator[dict[str, Any]]:
             ("second_connection_blackholed_v6", "sc"),
         ):
             if bench_id in wanted:
-                yield run_inside(lab, bench_id, quick, {"port": lab.port, "names": pools[pool]})
+                info = {"port": lab.port, "names": pools[pool]}
+                yield from run_inside(lab, bench_id, quick, info)
 
 
 def lab_slow(quick: bool, wanted: set[str]) -> Iterator[dict[str, Any]]:
@@ -238,7 +250,7 @@ def lab_slow(quick: bool, wanted: set[str]) -> Iterator[dict[str, Any]]:
         ):
             if bench_id in wanted:
                 info = {"port": lab.port, "names": pools[pool], "delay": DELAY}
-                yield run_inside(lab, bench_id, quick, info)
+                yield from run_inside(lab, bench_id, quick, info)
 
 
 def _start_ordered_dns(ns: Namespace, config: DNSConfig) -> DNSServer:
@@ -289,7 +301,7 @@ def lab_scale(quick: bool, wanted: set[str]) -> Iterator[dict[str, Any]]:
     with Lab(http=[good], blackhole=dead, port=PORT, hosts=HOSTS) as lab:
         _start_ordered_dns(lab.ns, DNSConfig(names=names))
         info = {"port": lab.port, "names": pools, "counts": counts, "good": good}
-        yield run_inside(lab, "scale_dead_addresses", quick, info)
+        yield from run_inside(lab, "scale_dead_addresses", quick, info)
 
 
 def lab_dead_nameserver(quick: bool, wanted: set[str]) -> Iterator[dict[str, Any]]:
@@ -449,6 +461,7 @@ def lab_happy(ttl: int, quick: bool, wanted: set[str]) -> Iterator[dict[str, Any
     if ttl:
         bench_ids = [
             "connect_rate_literal",
+            "connect_rate_events",
             "request_rate_new_connection_ttl300",
             "request_rate_new_connection_literal",
             "request_rate_new_connection_localhost",
@@ -469,7 +482,7 @@ def lab_happy(ttl: int, quick: bool, wanted: set[str]) -> Iterator[dict[str, Any
             raise RuntimeError(f"bench/server.py did not start: {server.stderr()}")
         info = {"http_port": int(line[0]), "sink_port": int(line[1]), "names": pool, "ttl": ttl}
         for bench_id in bench_ids:
-            yield run_inside(lab, bench_id, quick, info)
+            yield from run_inside(lab, bench_id, quick, info)
 
 
 LABS: tuple[Callable[[bool, set[str]], Iterator[dict[str, Any]]], ...] = (
@@ -698,6 +711,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unknown benchmark ids: {', '.join(sorted(unknown))}")
         if "dead_nameserver_left" in wanted or "dead_nameserver" in wanted:
             wanted |= {"dead_nameserver", "dead_nameserver_left"}  # one measurement
+        for derived, source in measure.MEASURED_WITH.items():
+            if derived in wanted or source in wanted:
+                wanted |= {derived, source}  # the same batches
     if args.merge and not args.only:
         parser.error("--merge needs --only")
     args.out.mkdir(parents=True, exist_ok=True)
