@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
+import tlsclients
 
 from connectbyname import TimedOutError, aconnect_by_name, connect_by_name
 from connectbyname.demo._demo import (
@@ -497,6 +498,92 @@ def bench_first_response(plan: Plan, lab: dict[str, Any]) -> Bench:
         ],
     ]
     run_rows(bench, specs)
+    return bench
+
+
+def tls_time(  # noqa: PLR0917
+    key: str, adapted: bool, url: str, timeout: float, ca_file: str, expect: str | None
+) -> Sample:
+    """Seconds for one HTTPS GET with a new client (for the engine, one TLS connect),
+    to the response or to the error. An adapted sample must succeed, reaching
+    ``expect`` unless it is None; a stock one counts whatever it did (the outcome is
+    kept in the sample's info)."""
+    done = tlsclients.fetch(key, adapted, url, timeout, ca_file)
+    outcome = done.error or ("TLS connected" if key == tlsclients.ENGINE else f"HTTP {done.status}")
+    info = {"outcome": outcome, "remote": done.remote}
+    if not adapted:
+        return Sample(done.seconds, True, "", info)
+    if done.status is None:
+        return Sample(done.seconds, False, outcome, info)
+    if expect is not None and done.remote != expect:
+        return Sample(done.seconds, False, f"reached {done.remote}", info)
+    return Sample(done.seconds, True, "", info)
+
+
+def _outcomes(bench: Bench) -> str:
+    """Each row's stock outcomes, counted: "urllib3: ReadTimeoutError (3)"."""
+    parts = []
+    for row in bench.rows:
+        infos = (row.get("stock") or {}).get("info") or []
+        counts: dict[str, int] = {}
+        for info in infos:
+            outcome = str(info["outcome"])
+            counts[outcome] = counts.get(outcome, 0) + 1
+        if counts:
+            shown = ", ".join(f"{text} ({n})" for text, n in counts.items())
+            parts.append(f"{row['client']}: {shown}")
+    return "; ".join(parts)
+
+
+def bench_tls_mute(plan: Plan, lab: dict[str, Any]) -> Bench:
+    timeout = 3.0
+    port, ca = lab["port"], lab["ca"]
+    bench = Bench(
+        "first_response_tls_mute_v6",
+        "first HTTPS response, IPv6 mute after TCP, 3 s",
+        "Time to first HTTPS response, IPv6 accepts TCP and never answers TLS (connect "
+        "timeout 3 s)",
+        "s",
+        f"[::1]:{port} accepts TCP and never sends a byte (a ClientHello goes "
+        f"unanswered: HTTPServer(handshake='mute')), 127.0.0.1:{port} serves HTTPS (the "
+        "small asyncio server, bench/server.py, in another process) with a certificate "
+        "from the lab's own CA, which every client is given (urllib3 "
+        "ca_certs=, requests verify=, httpx verify=ssl.create_default_context(cafile=)); "
+        f"each sample's name N (a fresh one) has AAAA ::1 and A 127.0.0.1, TTL 300; URL "
+        f"https://N/ (port {port}). The engine row times connect_by_name(N, {port}, "
+        "ssl_context=) against socket.create_connection + ssl_context.wrap_socket (the "
+        "connect timeout left on the socket for the handshake): TCP and TLS, no HTTP. "
+        "Every stock side fails, as its connect goes to ::1 and the handshake waits out "
+        "the timeout: its time is the time to that failure (outcomes below). Stock sides "
+        "ran concurrently, one thread each (they wait out their timeout); adapted sides "
+        "alone, one after another; every adapted response must come from 127.0.0.1." + LAB_NOTE,
+        {"connect_timeout": timeout, "attempt_delay": ATTEMPT_DELAY},
+    )
+    print(f"\n{bench.title}")
+    names = Names.of(lab["names"])
+
+    def sample(key: str) -> Callable[[bool], Sample]:
+        return lambda adapted: tls_time(
+            key, adapted, f"https://{names()}:{port}/", timeout, ca, "127.0.0.1"
+        )
+
+    target = adapted_at_most(ATTEMPT_DELAY + 0.1, "adapted <= attempt delay + 100 ms")
+    specs = [
+        RowSpec(
+            key,
+            sample(key),
+            plan.n(3, 1),
+            plan.n(11, 5),
+            concurrent_stock=True,
+            targets=[target],
+            label=tlsclients.LABELS[key],
+        )
+        for key in (tlsclients.ENGINE, *tlsclients.CLIENTS)
+    ]
+    run_rows(bench, specs)
+    outcomes = _outcomes(bench)
+    if outcomes:
+        bench.note += f" Stock outcomes: {outcomes}."
     return bench
 
 
@@ -1273,6 +1360,78 @@ def bench_request_rate(plan: Plan, lab: dict[str, Any], bench_id: str) -> Bench:
     return bench
 
 
+def tls_request_rate(  # noqa: PLR0917
+    key: str, adapted: bool, url: Callable[[], str], count: int, ca_file: str, port: int
+) -> Sample:
+    """HTTPS requests per second over ``count`` sequential GETs with one client, a new
+    connection each; for the engine, TLS connects per second. The server's count of
+    connections is checked (the engine's connects send no request, so are not)."""
+    before = server_stats(port)
+    seconds, statuses = tlsclients.rate(key, adapted, url, count, timeout=3.0, ca_file=ca_file)
+    after = server_stats(port)
+    problems = []
+    if key != tlsclients.ENGINE:
+        connections = after["connections"] - before["connections"]
+        if any(status != 200 for status in statuses):
+            problems.append("non-200 status")
+        if connections != count:
+            problems.append(f"{connections} connections, expected {count}")
+    return Sample(count / seconds, not problems, "; ".join(problems))
+
+
+def bench_https_rate(plan: Plan, lab: dict[str, Any]) -> Bench:
+    count = plan.n(80, 40)
+    port, ca, ttl = lab["tls_port"], lab["ca"], lab.get("ttl")
+    bench = Bench(
+        "request_rate_new_connection_https",
+        "HTTPS requests/s, new connection each, by name",
+        "Happy path: HTTPS requests per second, a new connection (and TLS handshake) per "
+        "request, by name through the DNS server",
+        "/s",
+        f"Per sample, {count} sequential GETs of https://happyN.bench.test/ (port {port}; "
+        f"N a fresh name each sample: A 127.0.0.1, no AAAA, no HTTPS record; TTL {ttl}, "
+        "the negative answers' too) with one client, each with Connection: close, so "
+        "each is a new TCP connection and a full TLS handshake (no session resumption on "
+        "either side), against the small asyncio server (bench/server.py) in another "
+        "process, serving TLS with a certificate from the lab's own CA, which every "
+        "client is given. The engine row: "
+        f"{count} connect_by_name(N, {port}, ssl_context=) + close against "
+        "socket.create_connection + wrap_socket + close (TLS connects per second, no "
+        "HTTP). Stock clients (glibc, no cache) ask the server for A and AAAA on every "
+        "connection; the engine and the adapters ask for A, AAAA and HTTPS on the "
+        "first of a sample and answer the rest from their TTL cache, which is part of "
+        "what a user meets. The server's connection count is checked for every client "
+        "sample. One warm-up sample each, not counted; stock and adapted interleaved." + LAB_NOTE,
+        {"requests_per_sample": count, "ttl": ttl},
+    )
+    print(f"\n{bench.title}")
+    names = Names.of(lab["names"])
+
+    def url() -> str:
+        return f"https://{names()}/"
+
+    specs = []
+    for key in (tlsclients.ENGINE, *tlsclients.CLIENTS):
+        for adapted in (False, True):
+            tls_request_rate(key, adapted, url, max(10, count // 10), ca, lab["http_port"])
+
+        def sample(adapted: bool, key: str = key) -> Sample:
+            return tls_request_rate(key, adapted, url, count, ca, lab["http_port"])
+
+        specs.append(
+            RowSpec(
+                key,
+                sample,
+                plan.n(9, 3),
+                plan.n(9, 3),
+                targets=[ratio_at_least(0.95, "ratio >= 0.95")],
+                label=tlsclients.LABELS[key],
+            )
+        )
+    run_rows(bench, specs)
+    return bench
+
+
 def bench_concurrent(plan: Plan, lab: dict[str, Any]) -> Bench:
     count, port = 500, lab["http_port"]
     names = Names.of(lab["names"])
@@ -1404,12 +1563,14 @@ def run_bench(bench_id: str, quick: bool, lab: dict[str, Any]) -> list[dict[str,
         return [bench.to_json() for bench in bench_events(plan, lab)]
     builders: dict[str, Callable[[Plan, dict[str, Any]], Bench]] = {
         "first_response_blackholed_v6": bench_first_response,
+        "first_response_tls_mute_v6": bench_tls_mute,
         "failure_all_blackholed": bench_all_dead,
         "second_connection_blackholed_v6": bench_second_connection,
         "scale_dead_addresses": bench_scale,
         "first_response_slow_aaaa": bench_slow_aaaa,
         "first_response_https_hints": bench_https_hints,
         "connect_rate_literal": bench_connect_rate,
+        "request_rate_new_connection_https": bench_https_rate,
         "concurrent_500": bench_concurrent,
         "threads_per_connection": bench_threads,
     }

@@ -29,6 +29,7 @@ import os
 import platform
 import resource
 import select
+import ssl
 import subprocess
 import sys
 import threading
@@ -53,6 +54,7 @@ from measure import (
     make_row,
 )
 
+from connectbyname.testing import HTTPServer
 from connectbyname.testing.lab import (
     DROP,
     DNSConfig,
@@ -78,6 +80,7 @@ DEAD_DNS_TIMEOUT = 0.5
 #: The order of the benchmarks in the results (the run goes lab by lab).
 ORDER = (
     "first_response_blackholed_v6",
+    "first_response_tls_mute_v6",
     "failure_all_blackholed",
     "first_response_slow_aaaa",
     "first_response_https_hints",
@@ -92,11 +95,16 @@ ORDER = (
     "request_rate_new_connection_ttl0",
     "request_rate_new_connection_literal",
     "request_rate_new_connection_localhost",
+    "request_rate_new_connection_https",
     "request_rate_keepalive",
     "concurrent_500",
     "threads_per_connection",
 )
 HOSTS = "127.0.0.1 localhost\n::1 ip6-localhost ip6-loopback\n"
+#: The HTTPS servers' port: https's own (each namespace has its own ports), so the URLs
+#: are https://NAME/ as users write them, and the engine, given an ssl_context, asks
+#: for the name's HTTPS record as the adapters do for every https:// URL.
+TLS_PORT = 443
 
 
 # --------------------------------------------------------------------------- load
@@ -159,6 +167,33 @@ class Load:
 
 
 # --------------------------------------------------------------------------- labs
+
+
+def _tls_files(ns: Namespace) -> dict[str, str]:
+    """A certificate authority of the lab's own (trustme, the bench extra) and a
+    certificate it issued for ``*.bench.test``, localhost, 127.0.0.1 and ::1, as files
+    in the namespace's work directory: ``ca`` (what the clients trust) and ``server``
+    (the chain and its key)."""
+    import trustme
+
+    authority = trustme.CA()
+    issued = authority.issue_cert("*.bench.test", "localhost", "127.0.0.1", "::1")
+    files = {"ca": str(ns.workdir / "ca.pem"), "server": str(ns.workdir / "server.pem")}
+    authority.cert_pem.write_to_path(files["ca"])
+    issued.private_key_and_cert_chain_pem.write_to_path(files["server"])
+    return files
+
+
+def _bench_server(lab: Lab, files: dict[str, str], tls_hosts: Sequence[str]) -> dict[str, int]:
+    """bench/server.py in ``lab``, serving HTTPS on `TLS_PORT` of ``tls_hosts`` too:
+    its ports (``http_port``, ``sink_port``, ``tls_port``)."""
+    argv = [sys.executable, str(HERE / "server.py"), "--tls", files["server"]]
+    argv += ["--tls-port", str(TLS_PORT), *(f"--tls-host={host}" for host in tls_hosts)]
+    server = lab.spawn(argv, stdout=True, stdin=True)
+    line = _read_line(server.popen.stdout, 20.0).split()
+    if len(line) != 3:
+        raise RuntimeError(f"bench/server.py did not start: {server.stderr()}")
+    return dict(zip(("http_port", "sink_port", "tls_port"), map(int, line), strict=True))
 
 
 def _dual(ttl: int = TTL, **delays: float) -> dict[str, Reply]:
@@ -231,6 +266,22 @@ def lab_blackholed(quick: bool, wanted: set[str]) -> Iterator[dict[str, Any]]:
             if bench_id in wanted:
                 info = {"port": lab.port, "names": pools[pool]}
                 yield from run_inside(lab, bench_id, quick, info)
+
+
+def lab_tls_mute(quick: bool, wanted: set[str]) -> Iterator[dict[str, Any]]:
+    """HTTPS on 127.0.0.1:443; [::1]:443 accepts TCP and never answers TLS."""
+    if "first_response_tls_mute_v6" not in wanted:
+        return
+    pool = _pool("tm", 200)
+    with Lab(dns={name: _dual() for name in _names(pool)}, hosts=HOSTS) as lab:
+        files = _tls_files(lab.ns)
+        _bench_server(lab, files, ["127.0.0.1"])
+        # It never reads or writes a byte: no certificate is ever sent.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        mute = lab.run_inside(lambda: HTTPServer("::1", TLS_PORT, context, handshake="mute"))
+        lab.ns.on_close(mute.close)
+        info = {"port": TLS_PORT, "names": pool, "ca": files["ca"]}
+        yield from run_inside(lab, "first_response_tls_mute_v6", quick, info)
 
 
 def lab_slow(quick: bool, wanted: set[str]) -> Iterator[dict[str, Any]]:
@@ -465,6 +516,7 @@ def lab_happy(ttl: int, quick: bool, wanted: set[str]) -> Iterator[dict[str, Any
             "request_rate_new_connection_ttl300",
             "request_rate_new_connection_literal",
             "request_rate_new_connection_localhost",
+            "request_rate_new_connection_https",
             "request_rate_keepalive",
             "concurrent_500",
         ]
@@ -473,20 +525,19 @@ def lab_happy(ttl: int, quick: bool, wanted: set[str]) -> Iterator[dict[str, Any
     bench_ids = [b for b in bench_ids if b in wanted]
     if not bench_ids:
         return
-    pool = _pool("happy", 120)
+    pool = _pool("happy", 200)
     names = {name: {"A": Reply("127.0.0.1", ttl=ttl)} for name in _names(pool)}
     with Lab(dns=DNSConfig(names=names, negative_ttl=ttl), hosts=HOSTS) as lab:
-        server = lab.spawn([sys.executable, str(HERE / "server.py")], stdout=True, stdin=True)
-        line = _read_line(server.popen.stdout, 20.0).split()
-        if len(line) != 2:
-            raise RuntimeError(f"bench/server.py did not start: {server.stderr()}")
-        info = {"http_port": int(line[0]), "sink_port": int(line[1]), "names": pool, "ttl": ttl}
+        files = _tls_files(lab.ns)
+        info = {**_bench_server(lab, files, ["127.0.0.1"]), "ca": files["ca"]}
+        info.update(names=pool, ttl=ttl)
         for bench_id in bench_ids:
             yield from run_inside(lab, bench_id, quick, info)
 
 
 LABS: tuple[Callable[[bool, set[str]], Iterator[dict[str, Any]]], ...] = (
     lab_blackholed,
+    lab_tls_mute,
     lab_slow,
     lab_scale,
     lab_dead_nameserver,
