@@ -285,22 +285,31 @@ def lab_tls_mute(quick: bool, wanted: set[str]) -> Iterator[dict[str, Any]]:
 
 
 def lab_slow(quick: bool, wanted: set[str]) -> Iterator[dict[str, Any]]:
-    """HTTP on [::1]:P and 127.0.0.1:P; names whose AAAA answer is late, and names
-    whose address answers are both late but whose HTTPS record is on time."""
+    """HTTP on [::1]:P and 127.0.0.1:P, HTTPS on [::1]:443 and 127.0.0.1:443; names
+    whose AAAA answer is late, and names whose address answers are both late but whose
+    HTTPS record (with address hints) is on time."""
     pools = {"sa": _pool("sa", 200), "hh": _pool("hh", 120)}
     names: dict[str, Any] = {name: _dual(aaaa=DELAY) for name in _names(pools["sa"])}
-    record = svcb(1, ".", port=PORT, ipv4hint="127.0.0.1", ipv6hint="::1")
+    # No port key: 443, the origin's. On port 443 the record is the name's own (RFC 9460
+    # section 9.1: no _port._https prefix).
+    record = svcb(1, ".", ipv4hint="127.0.0.1", ipv6hint="::1")
     for name in _names(pools["hh"]):
-        https = Reply(record, ttl=TTL)
-        names[name] = {**_dual(aaaa=DELAY, a=DELAY), "HTTPS": https}
-        names[f"_{PORT}._https.{name}"] = {"HTTPS": https}
+        names[name] = {**_dual(aaaa=DELAY, a=DELAY), "HTTPS": Reply(record, ttl=TTL)}
     with Lab(dns=names, http=["127.0.0.1", "::1"], port=PORT, hosts=HOSTS) as lab:
+        files = _tls_files(lab.ns)
+        _bench_server(lab, files, ["127.0.0.1", "::1"])
         for bench_id, pool in (
             ("first_response_slow_aaaa", "sa"),
             ("first_response_https_hints", "hh"),
         ):
             if bench_id in wanted:
-                info = {"port": lab.port, "names": pools[pool], "delay": DELAY}
+                info = {
+                    "port": lab.port,
+                    "tls_port": TLS_PORT,
+                    "ca": files["ca"],
+                    "names": pools[pool],
+                    "delay": DELAY,
+                }
                 yield from run_inside(lab, bench_id, quick, info)
 
 
