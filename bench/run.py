@@ -96,6 +96,7 @@ ORDER = (
     "request_rate_new_connection_literal",
     "request_rate_new_connection_localhost",
     "request_rate_new_connection_https",
+    "request_rate_new_connection_https_literal",
     "request_rate_keepalive",
     "concurrent_500",
     "threads_per_connection",
@@ -526,6 +527,7 @@ def lab_happy(ttl: int, quick: bool, wanted: set[str]) -> Iterator[dict[str, Any
             "request_rate_new_connection_literal",
             "request_rate_new_connection_localhost",
             "request_rate_new_connection_https",
+            "request_rate_new_connection_https_literal",
             "request_rate_keepalive",
             "concurrent_500",
         ]
