@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
+import tlsclients
 
 from connectbyname import TimedOutError, aconnect_by_name, connect_by_name
 from connectbyname.demo._demo import (
@@ -288,7 +289,7 @@ class Bench:
     id: str
     short: str  # the name in the markdown table
     title: str
-    unit: str  # "s" (lower is better), "/s" (higher is better) or "n" (a count)
+    unit: str  # "s", "us" (lower is better), "/s" (higher is better) or "n" (a count)
     note: str
     params: dict[str, object] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -500,6 +501,92 @@ def bench_first_response(plan: Plan, lab: dict[str, Any]) -> Bench:
     return bench
 
 
+def tls_time(  # noqa: PLR0917
+    key: str, adapted: bool, url: str, timeout: float, ca_file: str, expect: str | None
+) -> Sample:
+    """Seconds for one HTTPS GET with a new client (for the engine, one TLS connect),
+    to the response or to the error. An adapted sample must succeed, reaching
+    ``expect`` unless it is None; a stock one counts whatever it did (the outcome is
+    kept in the sample's info)."""
+    done = tlsclients.fetch(key, adapted, url, timeout, ca_file)
+    outcome = done.error or ("TLS connected" if key == tlsclients.ENGINE else f"HTTP {done.status}")
+    info = {"outcome": outcome, "remote": done.remote}
+    if not adapted:
+        return Sample(done.seconds, True, "", info)
+    if done.status is None:
+        return Sample(done.seconds, False, outcome, info)
+    if expect is not None and done.remote != expect:
+        return Sample(done.seconds, False, f"reached {done.remote}", info)
+    return Sample(done.seconds, True, "", info)
+
+
+def _outcomes(bench: Bench) -> str:
+    """Each row's stock outcomes, counted: "urllib3: ReadTimeoutError (3)"."""
+    parts = []
+    for row in bench.rows:
+        infos = (row.get("stock") or {}).get("info") or []
+        counts: dict[str, int] = {}
+        for info in infos:
+            outcome = str(info["outcome"])
+            counts[outcome] = counts.get(outcome, 0) + 1
+        if counts:
+            shown = ", ".join(f"{text} ({n})" for text, n in counts.items())
+            parts.append(f"{row['client']}: {shown}")
+    return "; ".join(parts)
+
+
+def bench_tls_mute(plan: Plan, lab: dict[str, Any]) -> Bench:
+    timeout = 3.0
+    port, ca = lab["port"], lab["ca"]
+    bench = Bench(
+        "first_response_tls_mute_v6",
+        "first HTTPS response, IPv6 mute after TCP, 3 s",
+        "Time to first HTTPS response, IPv6 accepts TCP and never answers TLS (connect "
+        "timeout 3 s)",
+        "s",
+        f"[::1]:{port} accepts TCP and never sends a byte (a ClientHello goes "
+        f"unanswered: HTTPServer(handshake='mute')), 127.0.0.1:{port} serves HTTPS (the "
+        "small asyncio server, bench/server.py, in another process) with a certificate "
+        "from the lab's own CA, which every client is given (urllib3 "
+        "ca_certs=, requests verify=, httpx verify=ssl.create_default_context(cafile=)); "
+        f"each sample's name N (a fresh one) has AAAA ::1 and A 127.0.0.1, TTL 300; URL "
+        f"https://N/ (port {port}). The engine row times connect_by_name(N, {port}, "
+        "ssl_context=) against socket.create_connection + ssl_context.wrap_socket (the "
+        "connect timeout left on the socket for the handshake): TCP and TLS, no HTTP. "
+        "Every stock side fails, as its connect goes to ::1 and the handshake waits out "
+        "the timeout: its time is the time to that failure (outcomes below). Stock sides "
+        "ran concurrently, one thread each (they wait out their timeout); adapted sides "
+        "alone, one after another; every adapted response must come from 127.0.0.1." + LAB_NOTE,
+        {"connect_timeout": timeout, "attempt_delay": ATTEMPT_DELAY},
+    )
+    print(f"\n{bench.title}")
+    names = Names.of(lab["names"])
+
+    def sample(key: str) -> Callable[[bool], Sample]:
+        return lambda adapted: tls_time(
+            key, adapted, f"https://{names()}:{port}/", timeout, ca, "127.0.0.1"
+        )
+
+    target = adapted_at_most(ATTEMPT_DELAY + 0.1, "adapted <= attempt delay + 100 ms")
+    specs = [
+        RowSpec(
+            key,
+            sample(key),
+            plan.n(3, 1),
+            plan.n(11, 5),
+            concurrent_stock=True,
+            targets=[target],
+            label=tlsclients.LABELS[key],
+        )
+        for key in (tlsclients.ENGINE, *tlsclients.CLIENTS)
+    ]
+    run_rows(bench, specs)
+    outcomes = _outcomes(bench)
+    if outcomes:
+        bench.note += f" Stock outcomes: {outcomes}."
+    return bench
+
+
 def bench_all_dead(plan: Plan, lab: dict[str, Any]) -> Bench:
     timeout = 1.0
     bench = Bench(
@@ -680,26 +767,35 @@ def bench_slow_aaaa(plan: Plan, lab: dict[str, Any]) -> Bench:
 
 def bench_https_hints(plan: Plan, lab: dict[str, Any]) -> Bench:
     delay, timeout = lab["delay"], 3.0
+    port, ca = lab["tls_port"], lab["ca"]
     bench = Bench(
         "first_response_https_hints",
-        f"first response, A+AAAA {delay:g} s late, HTTPS hints",
-        f"Time to first response, A and AAAA {delay:g} s late, HTTPS record with "
+        f"first HTTPS response, A+AAAA {delay:g} s late, HTTPS hints",
+        f"Time to first HTTPS response, A and AAAA {delay:g} s late, HTTPS record with "
         "address hints on time",
         "s",
-        f"HTTP servers on [::1]:P and 127.0.0.1:P; each sample's name N (a fresh one) has "
-        f"A 127.0.0.1 and AAAA ::1, both answered {delay:g} s late, and an HTTPS record "
-        f'answered at once, "1 . port=P ipv4hint=127.0.0.1 ipv6hint=::1", at N and at '
-        "_P._https.N (RFC 9460 section 9.1), TTL 300. Stock clients never ask for HTTPS "
-        "records; a client that uses the hints can connect before the address answers "
-        "come. Rows ran alone, stock and adapted interleaved. A response from either "
-        "family counts." + LAB_NOTE,
+        f"HTTPS on [::1]:{port} and 127.0.0.1:{port} (bench/server.py, in another "
+        "process), with a certificate from the lab's own CA, which every client is "
+        "given; each sample's name N (a fresh one) "
+        f"has A 127.0.0.1 and AAAA ::1, both answered {delay:g} s late, and an HTTPS "
+        'record answered at once, "1 . ipv4hint=127.0.0.1 ipv6hint=::1", TTL 300; URL '
+        f"https://N/ (port {port}, so the record is N's own, RFC 9460 section 9.1). The "
+        "adapters ask for the HTTPS record for every https:// URL, and connect_by_name "
+        f"with an ssl_context on port {port} (the engine row: TCP and TLS, against "
+        "socket.create_connection + wrap_socket, no HTTP); for an http:// URL nothing "
+        "asks for it, by design, and the engine waits for the addresses as stock does. "
+        "Stock clients never ask for HTTPS records; a client that uses the hints can "
+        "connect before the address answers come. Rows ran alone, stock and adapted "
+        "interleaved. A response from either family counts." + LAB_NOTE,
         {"address_delay": delay, "connect_timeout": timeout},
     )
     print(f"\n{bench.title}")
-    names, port = Names.of(lab["names"]), lab["port"]
+    names = Names.of(lab["names"])
 
     def sample(key: str) -> Callable[[bool], Sample]:
-        return lambda adapted: one_time(key, adapted, names(), port, timeout, True, None)
+        return lambda adapted: tls_time(
+            key, adapted, f"https://{names()}:{port}/", timeout, ca, None
+        )
 
     specs = [
         RowSpec(
@@ -708,8 +804,9 @@ def bench_https_hints(plan: Plan, lab: dict[str, Any]) -> Bench:
             plan.n(7, 3),
             plan.n(7, 3),
             targets=[adapted_at_most(0.06, "adapted <= 60 ms")],
+            label=tlsclients.LABELS[key],
         )
-        for key in (ENGINE, *CLIENTS)
+        for key in (tlsclients.ENGINE, *tlsclients.CLIENTS)
     ]
     run_rows(bench, specs)
     return bench
@@ -986,6 +1083,163 @@ def bench_connect_rate(plan: Plan, lab: dict[str, Any]) -> Bench:
     return bench
 
 
+# --------------------------------------------------------------------------- events, otel
+
+#: The engine's variants, each measured against the engine without a listener or otel:
+#: (name, label, target ratio or None). The issue's targets: no listener within 1% of
+#: the plain engine, otel with a no-op tracer provider within 5%. The no-listener row is
+#: the plain engine on both sides (A/A): nothing else runs without a listener (the
+#: engine tests one list, the observers', per call), so what it shows is how far two
+#: identical sides drift in this run, i.e. what the run can resolve. An empty listener
+#: and a recording SDK have no target: they show what events and spans cost.
+EVENT_VARIANTS: tuple[tuple[str, str, float | None], ...] = (
+    ("none", "engine, no listener (the same call on both sides: A/A)", 0.99),
+    ("listener", "engine + EventListener() (every method empty)", None),
+    ("otel-noop", "engine + otel.instrument(NoOpTracerProvider())", 0.95),
+    # The global provider before one is set: a proxy tracer, asked for every span.
+    ("otel-proxy", "engine + otel.instrument(), no provider set", 0.95),
+    ("otel-sdk", "engine + otel.instrument(SDK TracerProvider(), recording, no exporter)", None),
+)
+_sdk_provider: list[Any] = []
+
+
+def events_connect_rate(
+    variant: str | None, port: int, count: int, cpu: list[float] | None = None
+) -> Sample:
+    """`connect_rate`'s engine side (connect_by_name to the 127.0.0.1 literal, ``count``
+    times), with an empty listener, or under connectbyname.otel (``variant``), or as it
+    is (``None`` or ``"none"``). otel is instrumented for the batch only, untimed, and
+    uninstrumented after it. The process's CPU time per connect (microseconds) is
+    appended to ``cpu``."""
+    from connectbyname import EventListener
+
+    listener = EventListener() if variant == "listener" else None
+    instrumented = variant is not None and variant.startswith("otel")
+    if instrumented:
+        from opentelemetry.trace import NoOpTracerProvider
+
+        from connectbyname import otel
+
+        provider: Any = NoOpTracerProvider()
+        if variant == "otel-sdk":
+            if not _sdk_provider:
+                from opentelemetry.sdk.trace import TracerProvider
+
+                _sdk_provider.append(TracerProvider())  # one for the process
+            provider = _sdk_provider[0]
+        elif variant == "otel-proxy":
+            provider = None  # this process never sets a global provider
+        otel.instrument(provider)
+    try:
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for _ in range(count):
+            connect_by_name("127.0.0.1", port, timeout=3.0, listener=listener).close()
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    finally:
+        if instrumented:
+            from connectbyname import otel
+
+            otel.uninstrument()
+    if cpu is not None:
+        cpu.append(cpu_seconds / count * 1e6)
+    return Sample(count / seconds)
+
+
+def bench_events(plan: Plan, lab: dict[str, Any]) -> list[Bench]:
+    """The happy-path connect rate with events and OpenTelemetry, each row against the
+    engine without them, measured in turn (as the connect_rate_literal row); and, from
+    the same batches, the CPU time per connect, which other processes on the machine
+    move much less than the rate."""
+    connects = plan.n(150, 100)
+    sink = lab["sink_port"]
+    common = (
+        " 'Stock' is the engine without a listener or otel, 'adapted' the engine with "
+        "what the row names (otel instrumented for its batches only, and uninstrumented "
+        "after each). The first row runs the plain engine on both sides: nothing but "
+        "the engine's test of its (empty) observers list runs without a listener, so a "
+        "cost of no listener against an engine without events cannot be measured in one "
+        "run; that row shows how far two identical sides drift here, the resolution of "
+        "the 1% target."
+    )
+    bench = Bench(
+        "connect_rate_events",
+        "connects/s, events and otel",
+        "Happy path with events: connects per second to the 127.0.0.1 literal, engine "
+        "with a listener or connectbyname.otel vs the engine without",
+        "/s",
+        f"Batches of {connects} connect_by_name (timeout 3 s) + close to a sink in "
+        "another process; batches alternate, one warm-up batch each, not counted. No "
+        "name, so no DNS." + common,
+        {"connects_per_sample": connects},
+    )
+    cpu_bench = Bench(
+        "connect_cpu_events",
+        "CPU/connect, events and otel",
+        "Happy path with events: CPU time per connect (this process's user + system), "
+        "the same batches",
+        "us",
+        "The batches of the benchmark above, timed with time.process_time: what a connect "
+        "costs this process, which the load of other processes moves much less than "
+        "the wall-clock rate. Ratio: the median of back-to-back pairs' ratios (lower is "
+        "better here)." + common,
+        {"connects_per_sample": connects},
+    )
+    cpu: dict[tuple[str, bool], list[float]] = {}
+    print(f"\n{bench.title}")
+    specs = []
+    for variant, text, target in EVENT_VARIANTS:
+        unavailable = None
+        if variant.startswith("otel"):
+            module = "opentelemetry.sdk.trace" if variant == "otel-sdk" else "opentelemetry.trace"
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                unavailable = f"not available: {module.rsplit('.', 1)[0]} is not installed"
+        if unavailable is None:
+            events_connect_rate(None, sink, connects)
+            events_connect_rate(variant, sink, connects)
+
+        def sample(adapted: bool, variant: str = variant) -> Sample:
+            return events_connect_rate(
+                variant if adapted else None, sink, connects, cpu.setdefault((variant, adapted), [])
+            )
+
+        targets = []
+        if target is not None:
+            within = f"{(1 - target) * 100:.0f}%"
+            targets.append(ratio_at_least(target, f"ratio >= {target:g} (within {within})"))
+        specs.append(
+            RowSpec(
+                ENGINE,
+                sample,
+                plan.n(61, 15),
+                plan.n(61, 15),
+                targets=targets,
+                label=f"{text} vs engine" if variant != "none" else text,
+                unavailable=unavailable,
+                param=variant,
+            )
+        )
+    run_rows(bench, specs)
+    print(f"\n{cpu_bench.title}")
+    for (variant, _, target), spec in zip(EVENT_VARIANTS, specs, strict=True):
+        if spec.unavailable:
+            row = {"client": spec.label, "key": spec.key, "param": variant}
+            cpu_bench.rows.append({**row, "unavailable": spec.unavailable})
+            continue
+        # CPU: lower is better, so the target is the rate's, inverted.
+        cpu_targets = []
+        if target is not None:
+            limit = 1 / target
+            cpu_targets.append(
+                ratio_at_most(limit, f"ratio <= {limit:.3f} (within {(1 - target) * 100:.0f}%)")
+            )
+        cpu_spec = RowSpec(ENGINE, None, 0, 0, targets=cpu_targets, label=spec.label, param=variant)
+        sides = [[Sample(v) for v in cpu.get((variant, adapted), [])] for adapted in (False, True)]
+        cpu_bench.rows.append(make_row(cpu_bench, cpu_spec, *sides))
+    return [bench, cpu_bench]
+
+
 #: The request-rate benchmarks: (URL kind, keep-alive?, requests per sample (full,
 #: quick), sync target, async target, short, title).
 _RATES: dict[str, tuple[str, bool, tuple[int, int], float, float, str, str]] = {
@@ -1116,6 +1370,101 @@ def bench_request_rate(plan: Plan, lab: dict[str, Any], bench_id: str) -> Bench:
     return bench
 
 
+def tls_request_rate(  # noqa: PLR0917
+    key: str, adapted: bool, url: Callable[[], str], count: int, ca_file: str, port: int
+) -> Sample:
+    """HTTPS requests per second over ``count`` sequential GETs with one client, a new
+    connection each; for the engine, TLS connects per second. The server's count of
+    connections is checked (the engine's connects send no request, so are not)."""
+    before = server_stats(port)
+    seconds, statuses = tlsclients.rate(key, adapted, url, count, timeout=3.0, ca_file=ca_file)
+    after = server_stats(port)
+    problems = []
+    if key != tlsclients.ENGINE:
+        connections = after["connections"] - before["connections"]
+        if any(status != 200 for status in statuses):
+            problems.append("non-200 status")
+        if connections != count:
+            problems.append(f"{connections} connections, expected {count}")
+    return Sample(count / seconds, not problems, "; ".join(problems))
+
+
+def bench_https_rate(plan: Plan, lab: dict[str, Any], bench_id: str) -> Bench:
+    count = plan.n(80, 40)
+    port, ca, ttl = lab["tls_port"], lab["ca"], lab.get("ttl")
+    literal = bench_id.endswith("_literal")
+    common = (
+        f"with one client, each with Connection: close, so each is a new TCP connection "
+        "and a full TLS handshake (no session resumption on either side), against the "
+        "small asyncio server (bench/server.py) in another process, serving TLS with a "
+        "certificate from the lab's own CA, which every client is given. The engine "
+        f"row: {count} connect_by_name(HOST, {port}, ssl_context=) + close against "
+        "socket.create_connection + wrap_socket + close (TLS connects per second, no "
+        "HTTP). "
+    )
+    checks = (
+        " The server's connection count is checked for every client sample. One warm-up "
+        "sample each, not counted; stock and adapted interleaved."
+    )
+    if literal:
+        bench = Bench(
+            bench_id,
+            "HTTPS requests/s, new connection each, 127.0.0.1 URL",
+            "Happy path: HTTPS requests per second, a new connection (and TLS handshake) "
+            "per request to the 127.0.0.1 literal (no name to resolve)",
+            "/s",
+            f"Per sample, {count} sequential GETs of https://127.0.0.1/ (port {port}; an IP "
+            "literal: no lookup on either side, and no HTTPS record asked for) "
+            + common
+            + "What is left of the adapted side's difference is the engine's own work per "
+            "connection, TLS raced in its loop." + checks,
+            {"requests_per_sample": count},
+        )
+    else:
+        bench = Bench(
+            bench_id,
+            "HTTPS requests/s, new connection each, by name",
+            "Happy path: HTTPS requests per second, a new connection (and TLS handshake) "
+            "per request, by name through the DNS server",
+            "/s",
+            f"Per sample, {count} sequential GETs of https://happyN.bench.test/ (port "
+            f"{port}; N a fresh name each sample: A 127.0.0.1, no AAAA, no HTTPS record; "
+            f"TTL {ttl}, the negative answers' too) "
+            + common
+            + "Stock clients (glibc, no cache) ask the server for A and AAAA on every "
+            "connection; the engine and the adapters ask for A, AAAA and HTTPS on the "
+            "first of a sample and answer the rest from their TTL cache, which is part of "
+            "what a user meets." + checks + LAB_NOTE,
+            {"requests_per_sample": count, "ttl": ttl},
+        )
+    print(f"\n{bench.title}")
+    names = Names.of(lab["names"])
+
+    def url() -> str:
+        return "https://127.0.0.1/" if literal else f"https://{names()}/"
+
+    specs = []
+    for key in (tlsclients.ENGINE, *tlsclients.CLIENTS):
+        for adapted in (False, True):
+            tls_request_rate(key, adapted, url, max(10, count // 10), ca, lab["http_port"])
+
+        def sample(adapted: bool, key: str = key) -> Sample:
+            return tls_request_rate(key, adapted, url, count, ca, lab["http_port"])
+
+        specs.append(
+            RowSpec(
+                key,
+                sample,
+                plan.n(9, 3),
+                plan.n(9, 3),
+                targets=[ratio_at_least(0.95, "ratio >= 0.95")],
+                label=tlsclients.LABELS[key],
+            )
+        )
+    run_rows(bench, specs)
+    return bench
+
+
 def bench_concurrent(plan: Plan, lab: dict[str, Any]) -> Bench:
     count, port = 500, lab["http_port"]
     names = Names.of(lab["names"])
@@ -1238,12 +1587,16 @@ def bench_threads(plan: Plan, lab: dict[str, Any]) -> Bench:
 # --------------------------------------------------------------------------- entry
 
 
-def run_bench(bench_id: str, quick: bool, lab: dict[str, Any]) -> dict[str, Any]:
-    """Run benchmark ``bench_id`` here (inside a namespace) and return it as JSON;
-    ``lab`` says what the namespace has (ports, the pools of names, delays)."""
+def run_bench(bench_id: str, quick: bool, lab: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run benchmark ``bench_id`` here (inside a namespace) and return it as JSON, with
+    the benchmarks measured in the same batches (`MEASURED_WITH`) after it; ``lab``
+    says what the namespace has (ports, the pools of names, delays)."""
     plan = Plan(quick)
+    if bench_id == "connect_rate_events":
+        return [bench.to_json() for bench in bench_events(plan, lab)]
     builders: dict[str, Callable[[Plan, dict[str, Any]], Bench]] = {
         "first_response_blackholed_v6": bench_first_response,
+        "first_response_tls_mute_v6": bench_tls_mute,
         "failure_all_blackholed": bench_all_dead,
         "second_connection_blackholed_v6": bench_second_connection,
         "scale_dead_addresses": bench_scale,
@@ -1255,9 +1608,15 @@ def run_bench(bench_id: str, quick: bool, lab: dict[str, Any]) -> dict[str, Any]
     }
     if bench_id in _RATES:
         bench = bench_request_rate(plan, lab, bench_id)
+    elif bench_id.startswith("request_rate_new_connection_https"):
+        bench = bench_https_rate(plan, lab, bench_id)
     else:
         bench = builders[bench_id](plan, lab)
-    return bench.to_json()
+    return [bench.to_json()]
+
+
+#: Benchmarks that come out of another's batches: asking for either runs the first.
+MEASURED_WITH = {"connect_cpu_events": "connect_rate_events"}
 
 
 # --------------------------------------------------------------------------- format
@@ -1268,6 +1627,8 @@ def _fmt(value: float, unit: str) -> str:
         return f"{value:,.0f}/s"
     if unit == "n":
         return f"{value:.3g}"
+    if unit == "us":  # microseconds (lower is better)
+        return f"{value:.1f} us"
     if value < 1:
         return f"{value * 1000:.1f} ms"
     return f"{value:.3f} s"

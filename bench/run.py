@@ -29,6 +29,7 @@ import os
 import platform
 import resource
 import select
+import ssl
 import subprocess
 import sys
 import threading
@@ -53,6 +54,7 @@ from measure import (
     make_row,
 )
 
+from connectbyname.testing import HTTPServer
 from connectbyname.testing.lab import (
     DROP,
     DNSConfig,
@@ -78,6 +80,7 @@ DEAD_DNS_TIMEOUT = 0.5
 #: The order of the benchmarks in the results (the run goes lab by lab).
 ORDER = (
     "first_response_blackholed_v6",
+    "first_response_tls_mute_v6",
     "failure_all_blackholed",
     "first_response_slow_aaaa",
     "first_response_https_hints",
@@ -86,15 +89,23 @@ ORDER = (
     "dead_nameserver",
     "dead_nameserver_left",
     "connect_rate_literal",
+    "connect_rate_events",
+    "connect_cpu_events",
     "request_rate_new_connection_ttl300",
     "request_rate_new_connection_ttl0",
     "request_rate_new_connection_literal",
     "request_rate_new_connection_localhost",
+    "request_rate_new_connection_https",
+    "request_rate_new_connection_https_literal",
     "request_rate_keepalive",
     "concurrent_500",
     "threads_per_connection",
 )
 HOSTS = "127.0.0.1 localhost\n::1 ip6-localhost ip6-loopback\n"
+#: The HTTPS servers' port: https's own (each namespace has its own ports), so the URLs
+#: are https://NAME/ as users write them, and the engine, given an ssl_context, asks
+#: for the name's HTTPS record as the adapters do for every https:// URL.
+TLS_PORT = 443
 
 
 # --------------------------------------------------------------------------- load
@@ -159,6 +170,33 @@ class Load:
 # --------------------------------------------------------------------------- labs
 
 
+def _tls_files(ns: Namespace) -> dict[str, str]:
+    """A certificate authority of the lab's own (trustme, the bench extra) and a
+    certificate it issued for ``*.bench.test``, localhost, 127.0.0.1 and ::1, as files
+    in the namespace's work directory: ``ca`` (what the clients trust) and ``server``
+    (the chain and its key)."""
+    import trustme
+
+    authority = trustme.CA()
+    issued = authority.issue_cert("*.bench.test", "localhost", "127.0.0.1", "::1")
+    files = {"ca": str(ns.workdir / "ca.pem"), "server": str(ns.workdir / "server.pem")}
+    authority.cert_pem.write_to_path(files["ca"])
+    issued.private_key_and_cert_chain_pem.write_to_path(files["server"])
+    return files
+
+
+def _bench_server(lab: Lab, files: dict[str, str], tls_hosts: Sequence[str]) -> dict[str, int]:
+    """bench/server.py in ``lab``, serving HTTPS on `TLS_PORT` of ``tls_hosts`` too:
+    its ports (``http_port``, ``sink_port``, ``tls_port``)."""
+    argv = [sys.executable, str(HERE / "server.py"), "--tls", files["server"]]
+    argv += ["--tls-port", str(TLS_PORT), *(f"--tls-host={host}" for host in tls_hosts)]
+    server = lab.spawn(argv, stdout=True, stdin=True)
+    line = _read_line(server.popen.stdout, 20.0).split()
+    if len(line) != 3:
+        raise RuntimeError(f"bench/server.py did not start: {server.stderr()}")
+    return dict(zip(("http_port", "sink_port", "tls_port"), map(int, line), strict=True))
+
+
 def _dual(ttl: int = TTL, **delays: float) -> dict[str, Reply]:
     """AAAA ::1 and A 127.0.0.1, each with its delay (``aaaa=0.3``, ``a=0.3``)."""
     return {
@@ -177,26 +215,35 @@ def _names(pool: list[Any]) -> list[str]:
     return [template.format(i) for i in range(1, count + 1)]
 
 
-def run_inside(lab: Lab, bench_id: str, quick: bool, info: dict[str, Any]) -> dict[str, Any]:
-    """Benchmark ``bench_id`` in a process of its own inside ``lab``."""
+def run_inside(lab: Lab, bench_id: str, quick: bool, info: dict[str, Any]) -> list[dict[str, Any]]:
+    """Benchmark ``bench_id`` in a process of its own inside ``lab``: it, and the
+    benchmarks measured in its batches (`measure.MEASURED_WITH`)."""
     load = Load(lab.ns)
     try:
-        bench: dict[str, Any] = lab.call(measure.run_bench, bench_id, quick, info, timeout=1800)
+        benches: list[dict[str, Any]] = lab.call(
+            measure.run_bench, bench_id, quick, info, timeout=1800
+        )
     except Exception as exc:  # the run goes on; the results say what failed
         print(f"\n{bench_id} FAILED: {exc}", file=sys.stderr)
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        bench = {
-            "id": bench_id,
-            "short": bench_id,
-            "title": bench_id,
-            "unit": "s",
-            "note": f"Failed in this run: {first}",
-            "rows": [],
-            "failed": True,
-        }
-    bench["load"] = load.stop()
-    print(f"    ({bench['load']['seconds']:.0f} s)")
-    return bench
+        ids = [bench_id, *(k for k, v in measure.MEASURED_WITH.items() if v == bench_id)]
+        benches = [
+            {
+                "id": failed,
+                "short": failed,
+                "title": failed,
+                "unit": "s",
+                "note": f"Failed in this run: {first}",
+                "rows": [],
+                "failed": True,
+            }
+            for failed in ids
+        ]
+    measured = load.stop()
+    for bench in benches:
+        bench["load"] = measured
+    print(f"    ({measured['seconds']:.0f} s)")
+    return benches
 
 
 def lab_blackholed(quick: bool, wanted: set[str]) -> Iterator[dict[str, Any]]:
@@ -218,27 +265,53 @@ def lab_blackholed(quick: bool, wanted: set[str]) -> Iterator[dict[str, Any]]:
             ("second_connection_blackholed_v6", "sc"),
         ):
             if bench_id in wanted:
-                yield run_inside(lab, bench_id, quick, {"port": lab.port, "names": pools[pool]})
+                info = {"port": lab.port, "names": pools[pool]}
+                yield from run_inside(lab, bench_id, quick, info)
+
+
+def lab_tls_mute(quick: bool, wanted: set[str]) -> Iterator[dict[str, Any]]:
+    """HTTPS on 127.0.0.1:443; [::1]:443 accepts TCP and never answers TLS."""
+    if "first_response_tls_mute_v6" not in wanted:
+        return
+    pool = _pool("tm", 200)
+    with Lab(dns={name: _dual() for name in _names(pool)}, hosts=HOSTS) as lab:
+        files = _tls_files(lab.ns)
+        _bench_server(lab, files, ["127.0.0.1"])
+        # It never reads or writes a byte: no certificate is ever sent.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        mute = lab.run_inside(lambda: HTTPServer("::1", TLS_PORT, context, handshake="mute"))
+        lab.ns.on_close(mute.close)
+        info = {"port": TLS_PORT, "names": pool, "ca": files["ca"]}
+        yield from run_inside(lab, "first_response_tls_mute_v6", quick, info)
 
 
 def lab_slow(quick: bool, wanted: set[str]) -> Iterator[dict[str, Any]]:
-    """HTTP on [::1]:P and 127.0.0.1:P; names whose AAAA answer is late, and names
-    whose address answers are both late but whose HTTPS record is on time."""
+    """HTTP on [::1]:P and 127.0.0.1:P, HTTPS on [::1]:443 and 127.0.0.1:443; names
+    whose AAAA answer is late, and names whose address answers are both late but whose
+    HTTPS record (with address hints) is on time."""
     pools = {"sa": _pool("sa", 200), "hh": _pool("hh", 120)}
     names: dict[str, Any] = {name: _dual(aaaa=DELAY) for name in _names(pools["sa"])}
-    record = svcb(1, ".", port=PORT, ipv4hint="127.0.0.1", ipv6hint="::1")
+    # No port key: 443, the origin's. On port 443 the record is the name's own (RFC 9460
+    # section 9.1: no _port._https prefix).
+    record = svcb(1, ".", ipv4hint="127.0.0.1", ipv6hint="::1")
     for name in _names(pools["hh"]):
-        https = Reply(record, ttl=TTL)
-        names[name] = {**_dual(aaaa=DELAY, a=DELAY), "HTTPS": https}
-        names[f"_{PORT}._https.{name}"] = {"HTTPS": https}
+        names[name] = {**_dual(aaaa=DELAY, a=DELAY), "HTTPS": Reply(record, ttl=TTL)}
     with Lab(dns=names, http=["127.0.0.1", "::1"], port=PORT, hosts=HOSTS) as lab:
+        files = _tls_files(lab.ns)
+        _bench_server(lab, files, ["127.0.0.1", "::1"])
         for bench_id, pool in (
             ("first_response_slow_aaaa", "sa"),
             ("first_response_https_hints", "hh"),
         ):
             if bench_id in wanted:
-                info = {"port": lab.port, "names": pools[pool], "delay": DELAY}
-                yield run_inside(lab, bench_id, quick, info)
+                info = {
+                    "port": lab.port,
+                    "tls_port": TLS_PORT,
+                    "ca": files["ca"],
+                    "names": pools[pool],
+                    "delay": DELAY,
+                }
+                yield from run_inside(lab, bench_id, quick, info)
 
 
 def _start_ordered_dns(ns: Namespace, config: DNSConfig) -> DNSServer:
@@ -289,7 +362,7 @@ def lab_scale(quick: bool, wanted: set[str]) -> Iterator[dict[str, Any]]:
     with Lab(http=[good], blackhole=dead, port=PORT, hosts=HOSTS) as lab:
         _start_ordered_dns(lab.ns, DNSConfig(names=names))
         info = {"port": lab.port, "names": pools, "counts": counts, "good": good}
-        yield run_inside(lab, "scale_dead_addresses", quick, info)
+        yield from run_inside(lab, "scale_dead_addresses", quick, info)
 
 
 def lab_dead_nameserver(quick: bool, wanted: set[str]) -> Iterator[dict[str, Any]]:
@@ -449,9 +522,12 @@ def lab_happy(ttl: int, quick: bool, wanted: set[str]) -> Iterator[dict[str, Any
     if ttl:
         bench_ids = [
             "connect_rate_literal",
+            "connect_rate_events",
             "request_rate_new_connection_ttl300",
             "request_rate_new_connection_literal",
             "request_rate_new_connection_localhost",
+            "request_rate_new_connection_https",
+            "request_rate_new_connection_https_literal",
             "request_rate_keepalive",
             "concurrent_500",
         ]
@@ -460,20 +536,19 @@ def lab_happy(ttl: int, quick: bool, wanted: set[str]) -> Iterator[dict[str, Any
     bench_ids = [b for b in bench_ids if b in wanted]
     if not bench_ids:
         return
-    pool = _pool("happy", 120)
+    pool = _pool("happy", 200)
     names = {name: {"A": Reply("127.0.0.1", ttl=ttl)} for name in _names(pool)}
     with Lab(dns=DNSConfig(names=names, negative_ttl=ttl), hosts=HOSTS) as lab:
-        server = lab.spawn([sys.executable, str(HERE / "server.py")], stdout=True, stdin=True)
-        line = _read_line(server.popen.stdout, 20.0).split()
-        if len(line) != 2:
-            raise RuntimeError(f"bench/server.py did not start: {server.stderr()}")
-        info = {"http_port": int(line[0]), "sink_port": int(line[1]), "names": pool, "ttl": ttl}
+        files = _tls_files(lab.ns)
+        info = {**_bench_server(lab, files, ["127.0.0.1"]), "ca": files["ca"]}
+        info.update(names=pool, ttl=ttl)
         for bench_id in bench_ids:
-            yield run_inside(lab, bench_id, quick, info)
+            yield from run_inside(lab, bench_id, quick, info)
 
 
 LABS: tuple[Callable[[bool, set[str]], Iterator[dict[str, Any]]], ...] = (
     lab_blackholed,
+    lab_tls_mute,
     lab_slow,
     lab_scale,
     lab_dead_nameserver,
@@ -698,6 +773,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unknown benchmark ids: {', '.join(sorted(unknown))}")
         if "dead_nameserver_left" in wanted or "dead_nameserver" in wanted:
             wanted |= {"dead_nameserver", "dead_nameserver_left"}  # one measurement
+        for derived, source in measure.MEASURED_WITH.items():
+            if derived in wanted or source in wanted:
+                wanted |= {derived, source}  # the same batches
     if args.merge and not args.only:
         parser.error("--merge needs --only")
     args.out.mkdir(parents=True, exist_ok=True)
