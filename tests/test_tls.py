@@ -416,6 +416,52 @@ def test_an_interruption_during_the_handshakes_closes_every_socket(
             _connect_checked(server.port, client_ssl_context, interrupt)
 
 
+def test_an_interruption_just_after_the_wrap_closes_the_socket_ssl_made(
+    assert_no_fd_leak: None, https_server: HTTPServer, client_ssl_context: ssl.SSLContext
+) -> None:
+    """Ctrl-C right after ``wrap_socket`` returned, before the attempt table took its
+    socket (a window no frame of ssl's covers): the socket it made is closed, not left
+    to the garbage collector by way of the traceback."""
+    import inspect
+    import sys
+    import types
+
+    from connectbyname import _race
+
+    code = _race._tcp_connected.__code__
+    lines, first = inspect.getsourcelines(_race._tcp_connected)
+    after_wrap = first + next(
+        i for i, line in enumerate(lines) if "if isinstance(wrapped, ssl.SSLSocket)" in line
+    )
+    reached: list[int] = []
+
+    def local(frame: types.FrameType, event: str, arg: object) -> Any:
+        if event == "line" and frame.f_lineno == after_wrap:
+            reached.append(after_wrap)
+            raise KeyboardInterrupt  # the trace function raising raises in the frame
+        return local
+
+    def tracer(frame: types.FrameType, event: str, arg: object) -> Any:
+        return local if frame.f_code is code else None
+
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(KeyboardInterrupt) as caught:
+            connect_by_name(
+                "127.0.0.1", https_server.port, timeout=5, ssl_context=client_ssl_context
+            )
+    finally:
+        sys.settrace(None)
+    assert reached == [after_wrap]
+    tb = caught.value.__traceback__
+    while tb is not None and tb.tb_frame.f_code is not code:
+        tb = tb.tb_next
+    assert tb is not None
+    made = tb.tb_frame.f_locals["wrapped"]
+    assert isinstance(made, ssl.SSLSocket)
+    assert made.fileno() == -1  # closed
+
+
 # --------------------------------------------------------------------------- events
 
 

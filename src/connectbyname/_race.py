@@ -947,6 +947,7 @@ def _tcp_connected(
         return None
     planner.attempt_tcp(now, attempt)
     raw = table[attempt]
+    wrapped: ssl.SSLSocket | None = None
     try:
         # ssl moves the descriptor to a new socket object and detaches this one; the
         # table holds whichever owns it.
@@ -958,8 +959,10 @@ def _tcp_connected(
     except BaseException as exc:
         # ssl raises after taking the descriptor too (the connection reset before the
         # wrap; an interruption): the socket it made lives on in the traceback, unless
-        # closed here.
+        # closed here. So does one made and then interrupted before the table took it.
         _close_taken(exc)
+        if isinstance(wrapped, ssl.SSLSocket) and table.get(attempt) is not wrapped:
+            wrapped.close()
         if not isinstance(exc, OSError):
             raise
         raw.close()
