@@ -170,6 +170,39 @@ def check_tls_events(recorder: Recorder, port: int, server_name: str = "localhos
 # --------------------------------------------------------------------------- urllib3
 
 
+def test_the_engine_makes_only_the_events_a_listener_overrides(
+    monkeypatch: pytest.MonkeyPatch, http_server: HTTPServer
+) -> None:
+    from connectbyname import _race
+    from connectbyname._events import EVENT_METHODS, Fanout, wanted
+
+    class One(EventListener):
+        def attempt_finished(self, event: Any) -> None:
+            pass
+
+    assert wanted(EventListener()) == frozenset()
+    assert wanted(One()) == {"attempt_finished"}
+    assert wanted(Fanout((EventListener(), One()))) == {"attempt_finished"}
+    set_on_itself = EventListener()
+    set_on_itself.connect_finished = lambda event: None  # type: ignore[method-assign]
+    assert wanted(set_on_itself) == {"connect_finished"}
+    assert wanted(Recorder()) == set(EVENT_METHODS)  # its __getattribute__ may answer any
+    # An EventListener with nothing overridden costs what no listener does: the call
+    # keeps no record of what it told.
+    made: list[object] = []
+    real = _race._Told
+
+    def counted(*args: Any) -> Any:
+        made.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(_race, "_Told", counted)
+    connectbyname.connect_by_name("127.0.0.1", http_server.port, listener=EventListener()).close()
+    assert made == []
+    connectbyname.connect_by_name("127.0.0.1", http_server.port, listener=One()).close()
+    assert len(made) == 1
+
+
 def test_urllib3_drop_in_pool_tells_acquired_new_then_reused_and_releases(
     http_server: HTTPServer,
 ) -> None:

@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from connectbyname import EventListener, Outcome
+from connectbyname import AttemptFinished, AttemptStarted, ConnectFinished, EventListener, Outcome
 
 from .scenarios import (
     HANG,
@@ -394,3 +394,32 @@ def test_sync_and_async_tell_the_same_events_in_the_same_order(scenario: Scenari
 def _comparable(event: object) -> object:
     # As text: errors compare by identity, and two runs make two of each.
     return repr(event)
+
+
+class Partial(EventListener):
+    """A listener of the attempts and the call's end only: the engine makes no other
+    event for it."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+
+    def attempt_started(self, event: AttemptStarted) -> None:
+        self.events.append(("attempt_started", event))
+
+    def attempt_finished(self, event: AttemptFinished) -> None:
+        self.events.append(("attempt_finished", event))
+
+    def connect_finished(self, event: ConnectFinished) -> None:
+        self.events.append(("connect_finished", event))
+
+
+def test_a_listener_of_some_events_is_told_them_as_a_listener_of_all(
+    scenario: Scenario,
+) -> None:
+    full, partial = Recorder(), Partial()
+    run_sync(scenario, full)
+    run_sync(scenario, partial)
+    kept = ("attempt_started", "attempt_finished", "connect_finished")
+    assert [(n, _comparable(e)) for n, e in partial.events] == [
+        (n, _comparable(e)) for n, e in full.events if n in kept
+    ]

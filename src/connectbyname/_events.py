@@ -9,7 +9,8 @@ logged (once per listener and method, so a broken listener cannot flood the log)
 the call goes on.
 
 Without a listener nothing is made or called: each place that tells one first checks
-that there is one.
+that there is one. The engine makes only the events a listener overrides the method of
+(`wanted`): an `EventListener` with every method as it is costs what no listener does.
 
 The engine tells a call's events (`connect_started` to `connect_finished`), each TLS
 handshake it races among them (`tls_started`, `tls_finished`, per attempt). The
@@ -24,6 +25,7 @@ told alongside the call's. `connectbyname.otel` is one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -344,6 +346,35 @@ def _fanned(method: str) -> object:
 
 for _method in EVENT_METHODS:
     setattr(Fanout, _method, _fanned(_method))
+
+
+def wanted(listener: EventListener) -> frozenset[str]:
+    """The events ``listener`` does something with: those whose method its class
+    overrides or it has set on itself, every one if its class has a
+    ``__getattribute__`` of its own (a `Fanout`'s: its listeners'). The others are
+    `EventListener`'s own, which do nothing, so the engine need not make them."""
+    if isinstance(listener, Fanout):
+        return frozenset().union(*(wanted(each) for each in listener.listeners))
+    kind = type(listener)
+    base = EventListener
+    try:
+        by_class = _WANTED[kind]
+    except KeyError:
+        if kind.__getattribute__ is not object.__getattribute__:
+            by_class = frozenset(EVENT_METHODS)  # it may answer any name with anything
+        else:
+            by_class = frozenset(
+                m for m in EVENT_METHODS if getattr(kind, m) is not getattr(base, m)
+            )
+        with contextlib.suppress(TypeError):  # a class that is not weakly referenceable
+            _WANTED[kind] = by_class
+    own = getattr(listener, "__dict__", None)
+    if own:
+        return by_class | frozenset(m for m in EVENT_METHODS if m in own)
+    return by_class
+
+
+_WANTED: weakref.WeakKeyDictionary[type, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
 def joined(listeners: list[EventListener]) -> EventListener | None:

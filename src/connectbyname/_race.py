@@ -74,6 +74,7 @@ from ._events import (
     TLSStarted,
     record_type,
     tell,
+    wanted,
 )
 from ._history import NO_HINTS
 from ._info import (
@@ -273,7 +274,11 @@ def race(
     connection history's clock (`time.monotonic`) when ``clock`` is another one (an
     event loop's)."""
     now = clock()
-    told = None if options.listener is None else _Told(options.listener, now, clock)
+    told = None
+    if options.listener is not None:
+        wants = wanted(options.listener)
+        if wants:  # else every method is EventListener's own, which does nothing
+            told = _Told(options.listener, wants, now, clock)
     if told is not None:
         told.connect_started(target, call)
     try:
@@ -470,7 +475,8 @@ def _cut_short(outcome: Outcome | None) -> OSError | None:
 
 
 class _Told:
-    """What a call has told its listener so far, to tell it the rest in order."""
+    """What a call has told its listener so far, to tell it the rest in order. Only
+    the events in ``wants`` are made and told; the bookkeeping is the same either way."""
 
     __slots__ = (
         "_clock",
@@ -480,11 +486,19 @@ class _Told:
         "_server_name",
         "_start",
         "_tls",
+        "_wants",
         "listener",
     )
 
-    def __init__(self, listener: EventListener, start: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        listener: EventListener,
+        wants: frozenset[str],
+        start: float,
+        clock: Callable[[], float],
+    ) -> None:
         self.listener = listener
+        self._wants = wants
         self._start = start
         self._clock = clock
         self._seen = 0  # attempt records told about
@@ -500,20 +514,20 @@ class _Told:
     def connect_started(self, target: Target, call: CallOptions) -> None:
         if call.tls is not None:
             self._server_name = call.tls.server_hostname
-        tell(
-            self.listener, "connect_started", ConnectStarted(target.host, target.port, call.timeout)
-        )
+        if "connect_started" in self._wants:
+            event = ConnectStarted(target.host, target.port, call.timeout)
+            tell(self.listener, "connect_started", event)
 
     def lookup_started(self, host: str, family: socket.AddressFamily) -> None:
         elapsed = self._elapsed()
         self._lookups_started[family] = elapsed
-        tell(
-            self.listener,
-            "lookup_started",
-            LookupStarted(host, family, record_type(family), elapsed),
-        )
+        if "lookup_started" in self._wants:
+            event = LookupStarted(host, family, record_type(family), elapsed)
+            tell(self.listener, "lookup_started", event)
 
     def lookup_finished(self, host: str, lookup: Lookup, now: float) -> None:
+        if "lookup_finished" not in self._wants:
+            return
         elapsed = now - self._start
         began = self._lookups_started.get(lookup.family, 0.0)
         event = LookupFinished(
@@ -535,13 +549,14 @@ class _Told:
             self._seen += 1
             record = planner.attempt(number)
             if record.outcome in (Outcome.SKIPPED, Outcome.DENIED):
-                tell(
-                    self.listener, "attempt_finished", AttemptFinished(number, record, record.start)
-                )
+                if "attempt_finished" in self._wants:
+                    event: object = AttemptFinished(number, record, record.start)
+                    tell(self.listener, "attempt_finished", event)
             else:
                 self._running.add(number)
-                event = AttemptStarted(number, record.address, record.family, record.start)
-                tell(self.listener, "attempt_started", event)
+                if "attempt_started" in self._wants:
+                    event = AttemptStarted(number, record.address, record.family, record.start)
+                    tell(self.listener, "attempt_started", event)
 
     def tls_started(self, planner: Planner, number: int) -> None:
         """Tell ``tls_started`` if attempt ``number`` has just connected over TCP."""
@@ -550,14 +565,14 @@ class _Told:
         record = planner.attempt(number)
         if record.tcp is not None:
             elapsed = self._tls[number] = record.start + record.tcp
-            tell(
-                self.listener,
-                "tls_started",
-                TLSStarted(self._server_name, record.address, elapsed),
-            )
+            if "tls_started" in self._wants:
+                event = TLSStarted(self._server_name, record.address, elapsed)
+                tell(self.listener, "tls_started", event)
 
     def _tls_finished(self, number: int, record: Attempt, sock: socket.socket | None) -> None:
         began = self._tls.pop(number)
+        if "tls_finished" not in self._wants:
+            return
         end = record.start + record.duration
         version = alpn = error = None
         if record.outcome is Outcome.CONNECTED and isinstance(sock, ssl.SSLSocket):
@@ -578,8 +593,7 @@ class _Told:
             record = planner.attempt(number)
             if number in self._tls:
                 self._tls_finished(number, record, sock)
-            event = AttemptFinished(number, record, record.start + record.duration)
-            tell(self.listener, "attempt_finished", event)
+            self._attempt_finished(number, record)
 
     def finished(self, attempts: tuple[Attempt, ...]) -> None:
         """The call is over: the attempts still running were abandoned or timed out."""
@@ -587,15 +601,21 @@ class _Told:
             record = attempts[number]
             if number in self._tls:
                 self._tls_finished(number, record, None)
+            self._attempt_finished(number, record)
+        self._running.clear()
+
+    def _attempt_finished(self, number: int, record: Attempt) -> None:
+        if "attempt_finished" in self._wants:
             event = AttemptFinished(number, record, record.start + record.duration)
             tell(self.listener, "attempt_finished", event)
-        self._running.clear()
 
     def connect_finished(
         self, connection: Connection | None, error: ConnectByNameError | None
     ) -> None:
-        info = None if connection is None else ConnectionInfo.of(connection)
-        tell(self.listener, "connect_finished", ConnectFinished(self._elapsed(), info, error))
+        if "connect_finished" in self._wants:
+            info = None if connection is None else ConnectionInfo.of(connection)
+            event = ConnectFinished(self._elapsed(), info, error)
+            tell(self.listener, "connect_finished", event)
 
 
 def _close_all(table: Table, lookups: list[Lookup], parts: list[_Part], poller: Poller) -> None:
