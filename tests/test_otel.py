@@ -252,6 +252,14 @@ def test_a_span_that_does_not_record_costs_no_events(
         original(self, *args)
 
     monkeypatch.setattr(_race._Told, "__init__", counting)
+    asked: list[object] = []
+    proxied = trace.ProxyTracer.start_span
+
+    def asking(self: Any, *args: Any, **kwargs: Any) -> Any:
+        asked.append(args)
+        return proxied(self, *args, **kwargs)
+
+    monkeypatch.setattr(trace.ProxyTracer, "start_span", asking)
     exporter = InMemorySpanExporter()
     provider = TracerProvider(sampler=ALWAYS_OFF)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -277,6 +285,39 @@ def test_a_span_that_does_not_record_costs_no_events(
             otel.uninstrument()
     assert made == []
     assert exporter.get_finished_spans() == ()
+    assert asked == []  # while no provider is set, the proxy is not even asked
+
+
+def test_a_global_provider_set_after_instrument_is_used(http_server: HTTPServer) -> None:
+    # In a process of its own: the global provider can be set once per process.
+    import subprocess
+    import sys
+    import textwrap
+
+    program = textwrap.dedent(f"""
+        import connectbyname
+        from connectbyname import otel
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+            InMemorySpanExporter,
+        )
+
+        otel.instrument()  # no provider set yet
+        connectbyname.connect_by_name("127.0.0.1", {http_server.port}).close()
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        connectbyname.connect_by_name("127.0.0.1", {http_server.port}).close()
+        print([span.name for span in exporter.get_finished_spans()])
+    """)
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['connect']"
 
 
 def test_uninstrument_stops_and_instrument_again_replaces(
