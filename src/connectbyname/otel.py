@@ -168,19 +168,12 @@ class _Tracing(Observer):
     def __init__(self, tracer: trace.Tracer) -> None:
         self._tracer = tracer
         # A no-op tracer (a NoOpTracerProvider's, or the SDK's with OTEL_SDK_DISABLED)
-        # never records: no span is asked for.
+        # never records: no span is asked for. (A proxy tracer, the global provider's
+        # before one is set, may start recording later: it is asked every time.)
         self._never = isinstance(tracer, trace.NoOpTracer)
-        # A proxy tracer (the global provider's, before one is set) records once a
-        # provider is set: until then its spans are no-op ones, and none is asked for.
-        self._proxy = isinstance(tracer, trace.ProxyTracer)
-
-    def _silent(self) -> bool:
-        return self._never or (
-            self._proxy and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
-        )
 
     def connect(self, host: str, port: int) -> CallListener | None:
-        if self._silent():
+        if self._never:
             return None
         span = self._tracer.start_span(
             "connect",
@@ -192,7 +185,7 @@ class _Tracing(Observer):
         return _ConnectSpan(span, self)
 
     def tls(self, server_name: str | None, address: Address | None) -> CallListener | None:
-        if self._silent():
+        if self._never:
             return None
         attributes: dict[str, Any] = {}
         if server_name is not None:
