@@ -43,9 +43,8 @@ from ._parse import (
     SocketOption,
     Target,
     TLSOptions,
-    check_call,
+    check_adapter_call,
     check_connect,
-    parse_target,
 )
 from ._policy import Policy
 from ._race import NET, WRITABLE, Events, Net, race
@@ -338,15 +337,14 @@ async def aconnect(
 ) -> Connection:
     """`aconnect_socket` with the engine's options checked already (`options_from`),
     as an adapter keeps them; ``https`` and ``tls`` as for ``_sync.connect``."""
-    target = parse_target(nodename, servicename)
-    call = check_call(
-        timeout,
-        source_address,
-        socket_options,
+    target, call = check_adapter_call(
+        nodename,
+        servicename,
+        timeout=timeout,
+        source_address=source_address,
+        socket_options=socket_options,
         https=https,
         tls=tls,
-        nodename=nodename,
-        servicename=servicename,
     )
     return await adrive(target, options, call)
 

@@ -558,6 +558,31 @@ def check_connect(
     return target, options, call
 
 
+def check_adapter_call(
+    nodename: object,
+    servicename: object,
+    *,
+    timeout: object,
+    source_address: object,
+    socket_options: object,
+    https: bool,
+    tls: TLSOptions | None,
+) -> tuple[Target, CallOptions]:
+    """The target and the call's options of an adapter's connect (`_sync.connect`,
+    `_async.aconnect`), whose engine options were checked when it was built."""
+    target = parse_target(nodename, servicename)
+    call = check_call(
+        timeout,
+        source_address,
+        socket_options,
+        https=https,
+        tls=tls,
+        nodename=nodename,
+        servicename=servicename,
+    )
+    return target, call
+
+
 def _seconds(
     name: str, value: object, invalid: _Invalid, *, allow_zero: bool = False, rule: str = ""
 ) -> float | None:

@@ -38,9 +38,8 @@ from ._parse import (
     SocketOption,
     Target,
     TLSOptions,
-    check_call,
+    check_adapter_call,
     check_connect,
-    parse_target,
 )
 from ._policy import Policy
 from ._race import NET, READABLE, WRITABLE, Events, Net, race
@@ -346,15 +345,14 @@ def connect(
     """`connect_by_name` with the engine's options checked already (`options_from`),
     as an adapter keeps them; ``https``: the connection will carry HTTPS; ``tls``: each
     attempt's TLS handshake, with the client's settings (see ``TLSOptions``)."""
-    target = parse_target(nodename, servicename)
-    call = check_call(
-        timeout,
-        source_address,
-        socket_options,
+    target, call = check_adapter_call(
+        nodename,
+        servicename,
+        timeout=timeout,
+        source_address=source_address,
+        socket_options=socket_options,
         https=https,
         tls=tls,
-        nodename=nodename,
-        servicename=servicename,
     )
     return drive(target, options, call)
 
