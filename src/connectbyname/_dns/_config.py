@@ -23,6 +23,7 @@ in glibc under the C or a UTF-8 locale (a legacy 8-bit locale would fold more).
 from __future__ import annotations
 
 import errno as _errno
+import functools
 import math
 import os
 import random
@@ -312,6 +313,9 @@ def _ntop(packed: bytes) -> str:
 # --- check_name: res_hnok (resolv/res-name-checking.c, ns_name_pton.c) ---------------
 
 
+# Both are pure functions of the name, asked for every lookup (twice for the name
+# a client connects to again and again): cached, bounded.
+@functools.lru_cache(maxsize=1024)
 def _name_pton(name: str) -> bytes | None:
     """``ns_name_pton`` into a 255-byte buffer: the wire form, or None where glibc fails
     (empty label, label over 63, name over 255, bad or trailing escape)."""
@@ -373,6 +377,7 @@ def _name_pton(name: str) -> bytes | None:
     return bytes(dst)
 
 
+@functools.lru_cache(maxsize=1024)
 def check_name(name: str) -> bool:
     """glibc's ``res_hnok``, which nss_dns runs before any query (``check_name`` in
     ``_nss_dns_gethostbyname2_r`` and ``_4_r``; getaddrinfo without AI_CANONNAME reaches
