@@ -6,6 +6,8 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import pytest
+
 from connectbyname.testing.lab import DNSConfig, Reply, nat64_address, svcb
 
 # A network-specific NAT64 prefix (RFC 6052): unlike the well-known 64:ff9b::/96, it may
@@ -155,3 +157,91 @@ def test_a_record_whose_alpn_set_names_no_tcp_protocol_is_skipped(network_lab: A
     )
     seen = lab.call(connect_https, "quic.test", lab.port, 3.0)
     assert [a[0][0] for a in seen["attempts"]] == ["127.0.0.1"]
+
+
+# -- AliasMode and service targets (RFC 9460 sections 2.4.2, 2.5, 3) ---------------------
+
+
+def https_lab(network_lab: Any, names: dict[str, Any]) -> Any:
+    return network_lab(
+        dns=names, hosts="127.0.0.1 localhost\n", http=["127.0.0.1", "127.0.0.2"], port=443
+    )
+
+
+def test_an_alias_mode_record_is_followed_to_its_targets_service(network_lab: Any) -> None:
+    # The apex case: the name has an HTTPS alias and no address of its own; the alias
+    # target's ServiceMode record names the port.
+    lab = network_lab(hosts="127.0.0.1 localhost\n", http=["127.0.0.2"])
+    lab.close()  # only for its port
+    port = lab.port
+    lab = network_lab(
+        dns={
+            "apex.test": {"HTTPS": svcb(0, "cdn.test.")},
+            "cdn.test": {"A": "127.0.0.2", "HTTPS": svcb(1, ".", port=port)},
+        },
+        hosts="127.0.0.1 localhost\n",
+        http=["127.0.0.2"],
+        port=port,
+    )
+    seen = lab.call(connect_https, "apex.test", 443, 3.0)
+    assert seen["remote"] == ["127.0.0.2", port]
+    assert seen["threads"] == 0
+    assert {q.type for q in lab.dns.queries("cdn.test")} == {"HTTPS", "A", "AAAA"}
+
+
+def test_an_alias_target_without_a_service_record_is_the_endpoint(network_lab: Any) -> None:
+    lab = https_lab(
+        network_lab,
+        {"apex.test": {"HTTPS": svcb(0, "plain.test.")}, "plain.test": {"A": "127.0.0.2"}},
+    )
+    seen = lab.call(connect_https, "apex.test", 443, 3.0)
+    assert seen["remote"] == ["127.0.0.2", 443]
+
+
+def test_the_alias_target_comes_before_the_names_own_addresses(network_lab: Any) -> None:
+    lab = https_lab(
+        network_lab,
+        {
+            "both.test": {"A": "127.0.0.1", "HTTPS": svcb(0, "cdn.test.")},
+            "cdn.test": {"A": "127.0.0.2", "HTTPS": svcb(1, ".")},
+        },
+    )
+    seen = lab.call(connect_https, "both.test", 443, 3.0)
+    assert seen["remote"] == ["127.0.0.2", 443]
+    assert len(seen["attempts"]) == 1
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        # AliasMode "." says there is no service (RFC 9460 section 2.5.1).
+        {"none.test": {"A": "127.0.0.1", "HTTPS": svcb(0, ".")}},
+        # A loop is a failed SVCB resolution (section 3): the name's own addresses.
+        {
+            "none.test": {"A": "127.0.0.1", "HTTPS": svcb(0, "loop.test.")},
+            "loop.test": {"A": "127.0.0.2", "HTTPS": svcb(0, "none.test.")},
+        },
+    ],
+    ids=["dot", "loop"],
+)
+def test_an_alias_chain_that_ends_in_nothing_falls_back_to_the_names_addresses(
+    network_lab: Any, records: dict[str, Any]
+) -> None:
+    lab = https_lab(network_lab, records)
+    seen = lab.call(connect_https, "none.test", 443, 3.0)
+    assert seen["remote"] == ["127.0.0.1", 443]
+    assert len(lab.dns.queries("none.test", "HTTPS")) == 1  # the loop is not gone round
+
+
+def test_a_service_target_without_hints_is_waited_for(network_lab: Any) -> None:
+    # The name has no address; its service's target is the only way in, and its
+    # lookups end after the name's own (200 ms later).
+    lab = https_lab(
+        network_lab,
+        {
+            "svc.test": {"HTTPS": svcb(1, "real.test.")},
+            "real.test": {"A": Reply("127.0.0.2", delay=0.2)},
+        },
+    )
+    seen = lab.call(connect_https, "svc.test", 443, 3.0)
+    assert seen["remote"] == ["127.0.0.2", 443]

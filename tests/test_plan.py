@@ -160,3 +160,54 @@ def test_a_reset_in_tls_is_a_tls_failure_not_a_refusal() -> None:
     assert type(result.error) is TLSError
     assert [a.outcome for a in result.error.attempts] == [Outcome.FAILED, Outcome.FAILED]
     assert all(a.tcp is not None for a in result.error.attempts)
+
+
+def services_planner() -> Planner:
+    return Planner(
+        10.0,
+        parse_target("example.test", 443),
+        check_options(history=False),
+        check_call(5.0),
+        lookups=(V6, V4),
+        services=True,
+    )
+
+
+def test_a_service_targets_lookups_are_waited_for_and_come_first() -> None:
+    from connectbyname._dns._wire import Service
+    from connectbyname._errors import NameResolutionError
+    from connectbyname._plan import Endpoints, Wait
+
+    plan = services_planner()
+    nodata = NameResolutionError("no address", errno=socket.EAI_NODATA)
+    plan.lookup_failed(10.0, nodata, V6)
+    plan.lookup_done(10.0, [v4(1)], V4)  # the name's own: the fallback
+    service = Service(1, "cdn.test.", port=8443)
+    plan.services_done(10.01, [Endpoints("cdn.test", service, [])], [("cdn.test", V4)])
+    # The target's address is on its way: the name's own is held back for it.
+    assert isinstance(plan.next_action(10.02), Wait)
+    target = v4(2)._replace(address=("192.0.2.2", 8443))
+    plan.lookup_done(10.03, [target], V4, target="cdn.test")
+    start = plan.next_action(10.03)
+    assert isinstance(start, Start)
+    assert start.candidate == target
+    assert start.service == service
+
+
+def test_a_call_with_only_a_service_target_left_waits_for_it() -> None:
+    from connectbyname._dns._wire import Service
+    from connectbyname._errors import NameResolutionError
+    from connectbyname._plan import Endpoints, Wait
+
+    plan = services_planner()
+    nodata = NameResolutionError("no address", errno=socket.EAI_NODATA)
+    plan.lookup_failed(10.0, nodata, V6)
+    plan.lookup_failed(10.0, nodata, V4)
+    endpoints = [Endpoints("cdn.test", Service(1, "cdn.test."), [])]
+    plan.services_done(10.01, endpoints, [("cdn.test", V6), ("cdn.test", V4)])
+    assert isinstance(plan.next_action(10.5), Wait)  # not the name's NODATA
+    plan.lookup_done(10.6, [], V6, target="cdn.test")
+    plan.lookup_failed(10.6, nodata, V4, target="cdn.test")
+    failed = plan.next_action(10.6)
+    assert isinstance(failed, Failed)
+    assert failed.error is nodata

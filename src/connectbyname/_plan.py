@@ -61,7 +61,7 @@ from __future__ import annotations
 import errno
 import math
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -282,6 +282,8 @@ class Planner:
         "_source_family",
         "_start",
         "_target",
+        "_target_service",
+        "_targets_pending",
         "_timeout",
         "_untried",
         "_winner",
@@ -318,6 +320,10 @@ class Planner:
         # Whether an HTTPS query is outstanding, and whether any service is known.
         self._services = services
         self._services_known = False
+        # The service target names' lookups still running: (target, family); and the
+        # service each target name is for (the first by priority).
+        self._targets_pending: set[tuple[str, socket.AddressFamily]] = set()
+        self._target_service: dict[str, Service] = {}
         self._last_family: socket.AddressFamily | None = None
         self._records: list[_Record] = []
         self._running: set[int] = set()
@@ -363,15 +369,28 @@ class Planner:
         name itself), whose hints of ``family`` they replace."""
         if not target:
             self._pending.discard(family)
+        else:
+            self._targets_pending.discard((target, family))
         self._replace_hints(target, family, candidates)
         self._add(now, candidates, ranks, origin="", target=target, service=None)
 
-    def services_done(self, now: float, services: Sequence[Endpoints]) -> None:
+    def services_done(
+        self,
+        now: float,
+        services: Sequence[Endpoints],
+        lookups: Iterable[tuple[str, socket.AddressFamily]] = (),
+    ) -> None:
         """The HTTPS query answered (``services`` empty: it failed, or there are none):
-        each service's hints join the race as early answers."""
+        each service's hints join the race as early answers. ``lookups``: the
+        (target, family) lookups of the services' target names that are running; the
+        call waits for them as for its own (`lookup_done` and `lookup_failed` with
+        ``target``)."""
         self._services = False
+        self._targets_pending.update(lookups)
         for endpoints in services:
             self._services_known = True
+            if endpoints.target:
+                self._target_service.setdefault(endpoints.target, endpoints.service)
             self._add(
                 now,
                 endpoints.candidates,
@@ -405,8 +424,8 @@ class Planner:
             return
         if self._hold_until == math.inf:
             self._hold_until = now + self._resolution_delay
-        if service is None and self._services_known and not target:
-            service = self._owner_service()
+        if service is None and self._services_known:
+            service = self._target_service.get(target) if target else self._owner_service()
         known = {e.candidate.address for e in self._untried}
         for index, given in enumerate(candidates):
             candidate = given if origin else _on_port(given, service)
@@ -464,12 +483,20 @@ class Planner:
         now: float,
         error: NameResolutionError,
         family: socket.AddressFamily = socket.AF_UNSPEC,
+        *,
+        target: str = "",
     ) -> None:
         """The lookup for ``family`` failed; the call fails with ``error`` only if no
         address ever came. Of two lookups' errors, a failure to get an answer (a bad
         answer, a timeout) outranks an answer that there is no such address, whichever
-        came first: the other family's "nothing" must not hide it. (A service target's
-        lookup that fails is not reported: its hints stay.)"""
+        came first: the other family's "nothing" must not hide it. A service target's
+        lookup (``target``) that fails leaves its hints, and its error counts only if
+        the name's own lookups left none."""
+        if target:
+            self._targets_pending.discard((target, family))
+            if self._lookup_error is None:
+                self._lookup_error = error
+            return
         self._pending.discard(family)
         known = self._lookup_error
         if known is None or (known.errno in _NOTHING and error.errno not in _NOTHING):
@@ -533,7 +560,11 @@ class Planner:
             if start is not None:
                 return start
         if now >= self._deadline or not (
-            self._running or self._untried or self._pending or self._services
+            self._running
+            or self._untried
+            or self._pending
+            or self._services
+            or self._targets_pending
         ):
             return self._finish_failed(now)
         until = self._deadline
@@ -549,6 +580,11 @@ class Planner:
         if now >= self._hold_until:
             return False
         if self._services:
+            return True
+        if self._targets_pending and all(e.service is None for e in self._untried):
+            # Services are known and their targets' addresses are on the way: the
+            # name's own addresses are the fallback, not the first choice (RFC 9460
+            # section 3).
             return True
         if not self._separate:
             return False
@@ -643,7 +679,13 @@ class Planner:
 
     def _finish_failed(self, now: float) -> Failed:
         self._done = True
-        timed_out = bool(self._running or self._untried or self._pending or self._services)
+        timed_out = bool(
+            self._running
+            or self._untried
+            or self._pending
+            or self._services
+            or self._targets_pending
+        )
         for attempt in self._running:
             self._records[attempt].close(now, Outcome.TIMED_OUT)
         self._running.clear()

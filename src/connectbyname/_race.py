@@ -645,8 +645,7 @@ def _report_lookups(
         if told is not None:
             told.lookup_finished(lookup.target or planner.target.host, lookup, now)
         if lookup.error is not None:
-            if not lookup.target:
-                planner.lookup_failed(now, lookup.error, lookup.family)
+            planner.lookup_failed(now, lookup.error, lookup.family, target=lookup.target)
         else:
             candidates = lookup.candidates
             ranks = [rank(c) for c in candidates]
@@ -853,6 +852,7 @@ def _report_services(
             endpoints._replace(ranks=[rank(c) for c in endpoints.candidates])
             for endpoints in resolution.services
         ],
+        [(lookup.target, lookup.family) for lookup in resolution.target_lookups],
     )
     for lookup in resolution.target_lookups:
         if told is not None:

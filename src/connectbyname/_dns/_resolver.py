@@ -71,6 +71,9 @@ class Reply:
     addresses: tuple[str, ...] = ()
     services: tuple[_wire.Service, ...] = ()
     ttl: float = 0.0
+    #: The HTTPS records' owner name (the name asked, or the end of its CNAME chain):
+    #: what a ServiceMode target of "." stands for.
+    owner: str = ""
 
 
 _CACHE: TTLCache[Reply] = TTLCache()
@@ -79,6 +82,22 @@ _CACHE: TTLCache[Reply] = TTLCache()
 def clear_cache() -> None:
     """Forget every answer the engine's resolver keeps."""
     _CACHE.clear()
+
+
+# The schedules in use, by configuration and offset: the configuration is one object
+# until its files change, so its schedules are worked out once, not per query.
+_SCHEDULES: dict[tuple[int, int], tuple[_config.ResolvConf, tuple[tuple[int, float], ...]]] = {}
+
+
+def _schedule(conf: _config.ResolvConf, offset: int) -> tuple[tuple[int, float], ...]:
+    found = _SCHEDULES.get((id(conf), offset))
+    if found is not None and found[0] is conf:
+        return found[1]
+    if len(_SCHEDULES) >= 64:
+        _SCHEDULES.clear()
+    sends = tuple(_config.schedule(conf, offset))
+    _SCHEDULES[id(conf), offset] = (conf, sends)
+    return sends
 
 
 class Exchange:
@@ -116,7 +135,7 @@ class Exchange:
         self.name = name
         self.rtype = rtype
         self._conf = conf
-        self._schedule = _config.schedule(conf, offset)
+        self._schedule = _schedule(conf, offset)
         self._sockets = sockets
         self._key = key
         self._new_socket = new_socket
@@ -193,7 +212,7 @@ class Exchange:
             # this server again over TCP, then the others left in this pass,
             # over TCP too, and no further pass (_config.tcp_fallback).
             count = len(self._conf.nameservers)
-            del self._schedule[(self._step // count + 1) * count :]
+            self._schedule = self._schedule[: (self._step // count + 1) * count]
             self._switch_to_tcp(now, discard)
             return
         self._answered(message, now, discard)
@@ -433,6 +452,7 @@ def _reply(message: _wire.Message, name: str, rtype: int) -> Reply:
                 message.rcode,
                 services=found.services or found.aliases,
                 ttl=found.ttl or 0,
+                owner=found.owner,
             )
     else:
         answer = _wire.addresses(message, name, rtype)
@@ -499,6 +519,17 @@ def _usable(record: _wire.Service) -> bool:
     return True
 
 
+#: The service an alias target with no usable ServiceMode record offers: its own
+#: addresses, no parameters.
+_NO_PARAMETERS = _wire.Service(1, ".")
+
+
+def _unprefixed(name: str, port: int) -> str:
+    """``name`` without the port prefix `_https_name` puts on it (if any)."""
+    prefix = f"_{port}._https."
+    return name[len(prefix) :] if port != 443 and name.lower().startswith(prefix) else name
+
+
 def _target_key(index: int) -> int:
     # Socket-table keys of the target names' exchanges: after the name's own (0-2).
     return 16 + index
@@ -519,8 +550,10 @@ class Resolution:
     and `on_time` (something happened), `close` (on every way out)."""
 
     __slots__ = (
+        "_alias",
         "_config",
         "_done_order",
+        "_every",
         "_exchanges",
         "_host",
         "_new_socket",
@@ -528,7 +561,9 @@ class Resolution:
         "_registered",
         "_service_depth",
         "_sockets",
+        "_stale",
         "_targets",
+        "_timer",
         "_walk",
         "https",
         "lookups",
@@ -558,14 +593,23 @@ class Resolution:
         self.target_lookups: list[Lookup] = []
         self._targets: dict[tuple[str, int], Exchange] = {}
         self._service_depth = 0
+        #: The HTTPS exchange at an AliasMode record's target, while it runs.
+        self._alias: Exchange | None = None
         self._sockets: dict[int, socket.socket] = {}
         self._exchanges: dict[int, Exchange] = {}
         self._done_order: list[int] = []
         self._registered: set[int] = set()
         self._walk: _config.SearchWalk | None = None
+        # The exchanges (_exchanges' and _targets'), and whether what they wait for
+        # may have changed since `watch` and `timer` last looked: the race asks both
+        # on every turn, and most turns are about an attempt, not the resolution.
+        self._every: list[Exchange] = []
+        self._stale = True
+        self._timer: float | None = None
 
     def start(self, now: float) -> None:
         """Answer from the hosts file if it lists the name, else start asking."""
+        self._stale = True
         host, families = self._host, tuple(self.lookups)
         if self._numeric(host, families):
             return
@@ -618,14 +662,16 @@ class Resolution:
                 lookup.finish([], self._error(socket.EAI_NODATA, "no address of that family"))
         self.services = ()
 
-    def _ask(self, name: str, now: float) -> None:
+    def _ask(
+        self, name: str, now: float, discard: Callable[[socket.socket], None] | None = None
+    ) -> None:
         resolv = self._config.resolv
         types = [_RTYPE[f] for f, lookup in self.lookups.items() if not lookup.done()]
         if resolv.no_aaaa and _wire.AAAA in types and _wire.A in types:
             # glibc's no-aaaa, both families: only A is asked, and the IPv6 lookup ends
             # with the walk, without an address (alone, it asks A: see _AForAAAA).
             types.remove(_wire.AAAA)
-        if self.https and self.services is None:
+        if self.https and self.services is None and self._alias is None:
             types.append(_wire.HTTPS)
         self._done_order = []
         # options rotate: the first server asked moves on by one per name, as glibc's
@@ -644,49 +690,63 @@ class Resolution:
                 offset=offset,
             )
             self._exchanges[rtype] = exchange
+            self._every.append(exchange)
             exchange.start(now)
-        self._advance(now, None)
+        self._advance(now, discard)
 
     # -- what the race calls -------------------------------------------------------
 
-    def _every_exchange(self) -> list[Exchange]:
-        return [*self._exchanges.values(), *self._targets.values()]
-
     def watch(self, register: Callable[[int, int], None]) -> None:
         """Register every descriptor the resolution waits on that is not registered."""
-        for exchange in self._every_exchange():
+        if not self._stale:
+            return
+        self._stale = False
+        deadlines = []
+        for exchange in self._every:
             wanted = exchange.wants()
             if wanted is not None and wanted[0] not in self._registered:
                 self._registered.add(wanted[0])
                 register(*wanted)
+            deadline = exchange.deadline()
+            if deadline is not None:
+                deadlines.append(deadline)
+        self._timer = min(deadlines) if deadlines else None
 
     def owns(self, fd: int) -> bool:
         return fd in self._registered
 
     def timer(self) -> float | None:
-        deadlines = [d for e in self._every_exchange() if (d := e.deadline()) is not None]
-        return min(deadlines) if deadlines else None
+        if self._stale:
+            deadlines = [d for e in self._every if (d := e.deadline()) is not None]
+            return min(deadlines) if deadlines else None
+        return self._timer
 
     def on_ready(self, fd: int, now: float, discard: Callable[[socket.socket], None]) -> None:
+        self._stale = True
         self._registered.discard(fd)
-        for exchange in self._every_exchange():
+        for exchange in self._every:
             wanted = exchange.wants()
             if wanted is not None and wanted[0] == fd:
                 exchange.on_ready(now, self._discarding(discard))
         self._advance(now, discard)
 
     def on_time(self, now: float, discard: Callable[[socket.socket], None]) -> None:
-        for exchange in self._every_exchange():
+        timer = self.timer()
+        if timer is None or now < timer:
+            return  # no exchange is due (each acts only at its deadline)
+        self._stale = True
+        for exchange in self._every:
             exchange.on_time(now, self._discarding(discard))
         self._advance(now, discard)
 
     def pending(self) -> bool:
         """Whether anything is still being asked."""
-        return any(e.reply is None for e in self._every_exchange())
+        return any(e.reply is None for e in self._every)
 
     def close(self, discard: Callable[[socket.socket], None]) -> None:
         """Close every socket (the race's cleanup: also on an interruption)."""
-        for exchange in self._every_exchange():
+        self._stale = True
+        for exchange in self._every:
             exchange.close(self._discarding(discard))
         for lookup in self.target_lookups:
             lookup.abandon()
@@ -707,16 +767,22 @@ class Resolution:
         return forget
 
     def _advance(self, now: float, discard: Callable[[socket.socket], None] | None) -> None:
+        # The HTTPS chain first: it goes on after the name's own lookups ended.
+        alias = self._alias
+        if alias is not None and alias.reply is not None:
+            self._alias = None
+            self._on_services(alias.reply, now, alias.name, discard)
         exchanges = self._exchanges
+        https = exchanges.get(_wire.HTTPS)
+        if https is not None and https.reply is not None and self.services is None:
+            del exchanges[_wire.HTTPS]  # answered: the walk's next name asks no more
+            self._on_services(https.reply, now, https.name, discard)
+        self._finish_targets()
         if not exchanges:
             return
         for rtype, exchange in exchanges.items():
             if exchange.reply is not None and rtype not in self._done_order:
                 self._done_order.append(rtype)
-        https = exchanges.get(_wire.HTTPS)
-        if https is not None and https.reply is not None and self.services is None:
-            self._on_services(https.reply, now)
-        self._finish_targets()
         address_types = [t for t in self._done_order if t in _ADDRESS_TYPES]
         replies = [exchanges[t].reply for t in address_types]
         if any(r is not None and r.outcome is _config.Outcome.SUCCESS for r in replies):
@@ -738,56 +804,107 @@ class Resolution:
             return
         if any(e.reply is None for t, e in exchanges.items() if t in _ADDRESS_TYPES):
             return  # still waiting for an address type at this name
+        outcome = _combined(replies)
+        if outcome is _config.Outcome.NODATA and _wire.HTTPS in exchanges:
+            # The name is there without addresses: its HTTPS record may be an alias
+            # (RFC 9460 section 2.4.2; the usual case at a zone's apex) or name
+            # another target. It decides before the walk moves on.
+            return
         walk = self._walk
         assert walk is not None
-        following = walk.next(_combined(replies))
+        following = walk.next(outcome)
         for exchange in exchanges.values():
             if discard is not None:
                 exchange.close(self._discarding(discard))
         self._exchanges = {}
+        self._every = list(self._targets.values())
         self._done_order = []
         if following is None:
             self._walk_failed(walk)
             return
-        self._ask(following, now)
+        self._ask(following, now, discard)
 
-    def _on_services(self, reply: Reply, now: float) -> None:
-        """The HTTPS answer (RFC 9460 section 3, as Happy Eyeballs v3 uses it): an
-        AliasMode record sends the query on to its target (a few times at most);
-        ServiceMode records, those this client can use, become endpoints: their
-        address hints now, and their target's A/AAAA when they come."""
+    def _on_services(
+        self,
+        reply: Reply,
+        now: float,
+        asked: str,
+        discard: Callable[[socket.socket], None] | None,
+    ) -> None:
+        """The HTTPS answer for ``asked`` (RFC 9460 section 3, as Happy Eyeballs v3
+        uses it): an AliasMode record sends the query on to its target (a few times at
+        most), whose A/AAAA are asked at once too; ServiceMode records, those this
+        client can use, become endpoints: their address hints now, and their target's
+        A/AAAA when they come. An alias target with no usable ServiceMode record is
+        the endpoint itself (its A/AAAA, no parameters)."""
+        # The name a ServiceMode target of "." stands for: the records' owner (the
+        # name asked, or the end of its CNAME chain), without a port prefix (RFC 9460
+        # section 9.1: "_8080._https.example.com" stands for example.com).
+        owner = _unprefixed(reply.owner or asked, self._port).rstrip(".")
         records = [r for r in reply.services if _usable(r)]
         aliases = [r for r in records if r.priority == 0]
-        if aliases and self._service_depth < MAX_ALIASES:
+        if aliases:
             target = aliases[0].target
-            if target != ".":
-                self._service_depth += 1
-                key = (target, _wire.HTTPS)
-                exchange = Exchange(
-                    target,
-                    _wire.HTTPS,
-                    self._config.resolv,
-                    sockets=self._sockets,
-                    key=_target_key(len(self._targets)),
-                    new_socket=self._new_socket,
-                )
-                self._targets[key] = exchange
-                exchange.start(now)
-                self._start_targets(target.rstrip("."), now)
-                self._exchanges.pop(_wire.HTTPS, None)
+            key = (target, _wire.HTTPS)
+            if target == "." or self._service_depth >= MAX_ALIASES or key in self._targets:
+                # "." is "no service here" (RFC 9460 section 2.5.1); a chain too long or
+                # looping is a failed SVCB resolution (section 3): the name's own
+                # addresses, with no service.
+                self._drop_targets("", discard)
+                self.services = ()
                 return
+            self._service_depth += 1
+            exchange = Exchange(
+                target,
+                _wire.HTTPS,
+                self._config.resolv,
+                sockets=self._sockets,
+                key=_target_key(len(self._targets)),
+                new_socket=self._new_socket,
+            )
+            self._targets[key] = exchange
+            self._every.append(exchange)
+            self._alias = exchange
+            name = self._endpoint_name(target)
+            self._drop_targets(name, discard)
+            if name:
+                self._start_targets(name, now)
+            exchange.start(now)
+            return
         endpoints = []
         for record in sorted((r for r in records if r.priority), key=lambda r: r.priority):
-            target = "" if record.target == "." else record.target.rstrip(".")
-            if target.lower() == self._host.rstrip(".").lower():
-                target = ""
+            target = self._endpoint_name(owner if record.target == "." else record.target)
             port = record.port or self._port
             hints = [_candidate(socket.AF_INET6, a, port) for a in record.ipv6hint]
             hints += [_candidate(socket.AF_INET, a, port) for a in record.ipv4hint]
             endpoints.append(Endpoints(target, record, hints))
-            if target:
-                self._start_targets(target, now)
+        if not endpoints and self._service_depth:
+            # The alias target has no ServiceMode record this client can use: its own
+            # addresses are the service (RFC 9460 section 2.4.2).
+            endpoints.append(Endpoints(self._endpoint_name(owner), _NO_PARAMETERS, []))
+        self._drop_targets([e.target for e in endpoints], discard)
+        for endpoint in endpoints:
+            if endpoint.target:
+                self._start_targets(endpoint.target, now)
         self.services = tuple(endpoints)
+
+    def _endpoint_name(self, name: str) -> str:
+        """A target name as the planner knows it: ``""`` for the call's own name."""
+        name = name.rstrip(".")
+        return "" if name.lower() == self._host.rstrip(".").lower() else name
+
+    def _drop_targets(
+        self, keep: str | list[str], discard: Callable[[socket.socket], None] | None
+    ) -> None:
+        """Stop the A/AAAA lookups of alias targets the chain has left behind."""
+        wanted = {keep} if isinstance(keep, str) else set(keep)
+        for lookup in [lookup for lookup in self.target_lookups if lookup.target not in wanted]:
+            self.target_lookups.remove(lookup)
+            exchange = self._targets.pop((lookup.target, _RTYPE[lookup.family]), None)
+            if exchange is not None:
+                self._every.remove(exchange)
+                exchange._close(None if discard is None else self._discarding(discard))
+            lookup.abandon()
 
     def _start_targets(self, target: str, now: float) -> None:
         for family, rtype in ((socket.AF_INET6, _wire.AAAA), (socket.AF_INET, _wire.A)):
@@ -802,10 +919,13 @@ class Resolution:
                 new_socket=self._new_socket,
             )
             self._targets[(target, rtype)] = exchange
+            self._every.append(exchange)
             self.target_lookups.append(Lookup(family, target))
             exchange.start(now)
 
     def _finish_targets(self) -> None:
+        if self.services is None:
+            return  # an alias target's, prefetched: its port is the service's
         for lookup in self.target_lookups:
             exchange = self._targets.get((lookup.target, _RTYPE[lookup.family]))
             if lookup.done() or exchange is None or exchange.reply is None:
@@ -836,7 +956,7 @@ class Resolution:
         for lookup in self.lookups.values():
             if not lookup.done():
                 lookup.finish([], self._error(code, reason))
-        if self.services is None:
+        if self.services is None and self._alias is None:
             self.services = ()
 
     def _error(self, code: int, reason: str) -> NameResolutionError:
