@@ -245,3 +245,19 @@ def test_a_service_target_without_hints_is_waited_for(network_lab: Any) -> None:
     )
     seen = lab.call(connect_https, "svc.test", 443, 3.0)
     assert seen["remote"] == ["127.0.0.2", 443]
+
+
+def test_a_names_queries_go_out_on_one_socket_as_glibcs_do(network_lab: Any) -> None:
+    # One socket (one source port) for AAAA, A and HTTPS; the answers are told apart by
+    # their IDs, and the one that comes late (AAAA here) still finds its query.
+    lab = network_lab(
+        dns={"one.test": {"AAAA": Reply("::1", delay=0.1), "A": "127.0.0.1"}},
+        hosts="127.0.0.1 localhost\n",
+        http=["127.0.0.1"],
+        port=443,
+    )
+    seen = lab.call(connect_https, "one.test", lab.port, 3.0)
+    assert seen["remote"] == ["127.0.0.1", 443]
+    queries = lab.dns.queries("one.test")
+    assert sorted(q.type for q in queries) == ["A", "AAAA", "HTTPS"]
+    assert len({q.source_port for q in queries}) == 1

@@ -10,11 +10,13 @@ and tells the resolution when one is ready or its timer is due, and the resoluti
 finishes one `Lookup` per family, as the lookup threads do, so the planner cannot tell
 the two apart.
 
-Queries: a random ID per packet, a UDP socket per query ``connect()``-ed to the
-nameserver (a random source port each, and the kernel drops datagrams from anyone
-else, as for glibc), EDNS0 with a 1232-byte payload, the answer matched to its
-question, TCP to the same server when the answer is truncated. AAAA and A (and HTTPS
-when asked for) go out together. Where this differs from glibc, on purpose:
+Queries: a random ID per packet, UDP sockets ``connect()``-ed to the nameserver (a
+random source port each, and the kernel drops datagrams from anyone else, as for
+glibc), EDNS0 with a 1232-byte payload, the answer matched to its question, TCP to the
+same server when the answer is truncated. AAAA and A (and HTTPS when asked for) go out
+together on one socket, as glibc's A and AAAA do (`Exchange.share`); a query that
+moves on to the next server goes on a socket of its own. Where this differs from glibc,
+on purpose:
 
 - answers are cached for their TTL (`_cache`), negative ones per RFC 2308;
 - each record type keeps its own schedule: when A answers and AAAA does not, glibc
@@ -34,10 +36,11 @@ when asked for) go out together. Where this differs from glibc, on purpose:
 from __future__ import annotations
 
 import errno
+import os
 import re
-import secrets
 import socket
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv6Network
 
@@ -84,6 +87,27 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
+# Message IDs: random 16-bit numbers from the system's CSPRNG, drawn 256 at a time
+# (one system call per 256 queries, not one per query). next() on the iterator is one
+# C call, so two threads never take the same one; a child process draws its own.
+_IDS: list[Iterator[tuple[int]]] = [iter(())]
+
+
+def _new_ident() -> int:
+    for (ident,) in _IDS[0]:
+        return ident
+    _IDS[0] = struct.iter_unpack(">H", os.urandom(512))
+    return _new_ident()
+
+
+def _forget_idents() -> None:
+    _IDS[0] = iter(())
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_idents)
+
+
 # The schedules in use, by configuration and offset: the configuration is one object
 # until its files change, so its schedules are worked out once, not per query.
 _SCHEDULES: dict[tuple[int, int], tuple[_config.ResolvConf, tuple[tuple[int, float], ...]]] = {}
@@ -107,10 +131,12 @@ class Exchange:
         "_conf",
         "_deadline",
         "_failure",
+        "_group",
         "_ident",
         "_key",
         "_message",
         "_new_socket",
+        "_own_key",
         "_rcode",
         "_schedule",
         "_sockets",
@@ -137,7 +163,8 @@ class Exchange:
         self._conf = conf
         self._schedule = _schedule(conf, offset)
         self._sockets = sockets
-        self._key = key
+        self._key = self._own_key = key
+        self._group: list[Exchange] | None = None
         self._new_socket = new_socket
         self._step = -1
         self._deadline = 0.0
@@ -150,7 +177,15 @@ class Exchange:
         self._rcode = _wire.NOERROR
         self.reply: Reply | None = None
 
-    # The socket of this exchange, if any, is sockets[key].
+    # The socket of this exchange, if any, is sockets[key]: its own (own_key), or,
+    # for the first send, one it shares with the exchanges of its group.
+
+    def share(self, group: list[Exchange], key: int) -> None:
+        """Send the first query on one UDP socket with the rest of ``group`` (under
+        ``key``), as glibc sends A and AAAA: one socket, one source port, the answers
+        told apart by their IDs. Call before `start`; ``group`` holds every member."""
+        self._group = group
+        self._key = key
 
     def start(self, now: float) -> None:
         cached = _CACHE.get((self.name.lower(), self.rtype), now)
@@ -176,24 +211,7 @@ class Exchange:
             self._next_server(now, discard)
 
     def on_ready(self, now: float, discard: Callable[[socket.socket], None]) -> None:
-        sock = self._sockets.get(self._key)
-        if sock is None or self.reply is not None:
-            return
-        if self._tcp is not None:
-            self._on_tcp(now, sock, discard)
-            return
-        while self.reply is None:
-            try:
-                data = sock.recv(65535)
-            except BlockingIOError:
-                return
-            except OSError:  # ICMP port unreachable, or the like: this server is out
-                self._failure = _config.Outcome.CONNREFUSED
-                self._next_server(now, discard)
-                return
-            self._on_message(data, now, discard)
-            if self._sockets.get(self._key) is not sock:
-                return  # moved on to another server, or to TCP
+        receive([self], now, discard)
 
     def _on_message(
         self, data: bytes, now: float, discard: Callable[[socket.socket], None]
@@ -237,7 +255,8 @@ class Exchange:
     def _next_server(
         self, now: float, discard: Callable[[socket.socket], None] | None = None
     ) -> None:
-        self._close(discard)
+        if self._step >= 0:
+            self._close(discard)
         while True:
             self._step += 1
             if self._step >= len(self._schedule):
@@ -260,7 +279,7 @@ class Exchange:
             self._failure = _config.Outcome.CONNREFUSED  # no route, or refused at once
 
     def _new_query(self) -> None:
-        self._ident = secrets.randbits(16)
+        self._ident = _new_ident()
         self._message = _wire.build_query(
             self.name, self.rtype, ident=self._ident, ad=self._conf.trust_ad
         )
@@ -268,9 +287,13 @@ class Exchange:
     def _send_udp(self, server: _config.Nameserver) -> bool:
         family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
         self._new_query()
+        # A socket already under this key is the group's, made by a member for this
+        # same server a moment ago (the group's first sends all go to one server).
+        sock = self._sockets.get(self._key)
         try:
-            sock = self._new_socket(self._sockets, self._key, family, socket.SOCK_DGRAM)
-            sock.connect(server.sockaddr)
+            if sock is None:
+                sock = self._new_socket(self._sockets, self._key, family, socket.SOCK_DGRAM)
+                sock.connect(server.sockaddr)
             sock.send(self._message)
         except OSError:
             self._close(None)
@@ -348,16 +371,57 @@ class Exchange:
             _CACHE.put((self.name.lower(), self.rtype), reply, reply.ttl, now)
 
     def _close(self, discard: Callable[[socket.socket], None] | None) -> None:
-        sock = self._sockets.get(self._key)
-        if sock is not None:
-            if discard is None:
-                sock.close()
-            else:
-                discard(sock)
-            del self._sockets[self._key]
+        # Leaves the socket it used: closed, unless another member of its group still
+        # waits on it. Whatever it sends next goes on a socket of its own.
+        key = self._key
+        self._key = self._own_key
+        sock = self._sockets.get(key)
+        if sock is None:
+            return
+        if self._group is not None and any(
+            other._key == key and other.reply is None for other in self._group if other is not self
+        ):
+            return
+        if discard is None:
+            sock.close()
+        else:
+            discard(sock)
+        del self._sockets[key]
 
     def close(self, discard: Callable[[socket.socket], None]) -> None:
         self._close(discard)
+
+
+def receive(users: list[Exchange], now: float, discard: Callable[[socket.socket], None]) -> None:
+    """Read what came on the socket ``users`` wait on (one socket: an exchange's own,
+    or its group's), each datagram to the exchange whose ID it carries."""
+    first = users[0]
+    sock = first._sockets.get(first._key)
+    if sock is None:
+        return
+    if first._tcp is not None:
+        if first.reply is None:
+            first._on_tcp(now, sock, discard)
+        return
+    while True:
+        waiting = [u for u in users if u.reply is None and u._sockets.get(u._key) is sock]
+        if not waiting:
+            return  # answered, or moved on to another server or to TCP
+        try:
+            data = sock.recv(65535)
+        except BlockingIOError:
+            return
+        except OSError:  # ICMP port unreachable, or the like: this server is out
+            for user in waiting:
+                user._failure = _config.Outcome.CONNREFUSED
+                user._next_server(now, discard)
+            return
+        # The ID first, as glibc (a datagram too short for a header fails the server
+        # for every query on the socket, as glibc's send_dg fails both).
+        ident = data[0] << 8 | data[1] if len(data) >= 12 else -1
+        for user in waiting:
+            if ident < 0 or ident == user._ident:
+                user._on_message(data, now, discard)
 
 
 class _AForAAAA(Exchange):
@@ -530,6 +594,10 @@ def _unprefixed(name: str, port: int) -> str:
     return name[len(prefix) :] if port != 443 and name.lower().startswith(prefix) else name
 
 
+#: The socket-table key of the socket the name's own queries share (see `Exchange.share`).
+_SHARED_KEY = -1
+
+
 def _target_key(index: int) -> int:
     # Socket-table keys of the target names' exchanges: after the name's own (0-2).
     return 16 + index
@@ -677,6 +745,7 @@ class Resolution:
         # options rotate: the first server asked moves on by one per name, as glibc's
         # per-process offset (one per send of A and AAAA together).
         offset = _config.next_rotate_offset(resolv)
+        group: list[Exchange] = []
         for number, rtype in enumerate(types):
             qname = _https_name(name, self._port) if rtype == _wire.HTTPS else name
             kind = _AForAAAA if rtype == _wire.AAAA and resolv.no_aaaa else Exchange
@@ -689,6 +758,8 @@ class Resolution:
                 new_socket=self._new_socket,
                 offset=offset,
             )
+            exchange.share(group, _SHARED_KEY)
+            group.append(exchange)
             self._exchanges[rtype] = exchange
             self._every.append(exchange)
             exchange.start(now)
@@ -724,10 +795,9 @@ class Resolution:
     def on_ready(self, fd: int, now: float, discard: Callable[[socket.socket], None]) -> None:
         self._stale = True
         self._registered.discard(fd)
-        for exchange in self._every:
-            wanted = exchange.wants()
-            if wanted is not None and wanted[0] == fd:
-                exchange.on_ready(now, self._discarding(discard))
+        users = [e for e in self._every if (wanted := e.wants()) is not None and wanted[0] == fd]
+        if users:
+            receive(users, now, self._discarding(discard))
         self._advance(now, discard)
 
     def on_time(self, now: float, discard: Callable[[socket.socket], None]) -> None:
