@@ -261,3 +261,68 @@ def test_a_names_queries_go_out_on_one_socket_as_glibcs_do(network_lab: Any) -> 
     queries = lab.dns.queries("one.test")
     assert sorted(q.type for q in queries) == ["A", "AAAA", "HTTPS"]
     assert len({q.source_port for q in queries}) == 1
+
+
+def interrupt_every_line(name: str, port: int) -> dict[str, Any]:
+    """Inside: the connect by name through the engine's own resolver, interrupted at its
+    first, second, third... line in the race, the driver and the resolver
+    (KeyboardInterrupt from a trace function), until one runs to its end; the runs
+    after which a descriptor was left open."""
+    import os
+    import sys
+    import types
+
+    import connectbyname
+    from connectbyname._dns import _resolver
+
+    package = os.path.dirname(connectbyname.__file__)
+    engine = [os.path.join(package, f) for f in ("_race.py", "_sync.py", "_dns/_resolver.py")]
+    fds = set(os.listdir("/proc/self/fd"))
+    leaks: list[int] = []
+    line = 0
+    while True:
+        line += 1
+        _resolver.clear_cache()  # every run asks the server
+        count = 0
+
+        def local(frame: types.FrameType, event: str, arg: object) -> Any:
+            nonlocal count
+            if event == "line":
+                count += 1
+                if count == line:
+                    sys.settrace(None)
+                    frame.f_trace = None
+                    raise KeyboardInterrupt
+            return local
+
+        def tracer(frame: types.FrameType, event: str, arg: object) -> Any:
+            file = frame.f_code.co_filename
+            return local if any(file.startswith(p) for p in engine) else None
+
+        sys.settrace(tracer)
+        try:
+            connection = connectbyname.connect_by_name(name, port, timeout=3, history=False)
+        except KeyboardInterrupt:
+            pass
+        else:
+            connection.close()
+            break
+        finally:
+            sys.settrace(None)
+        if set(os.listdir("/proc/self/fd")) != fds:
+            leaks.append(line)
+    return {"lines": line, "leaks": leaks}
+
+
+def test_an_interruption_at_any_line_of_a_connect_by_name_leaks_nothing(
+    network_lab: Any,
+) -> None:
+    lab = network_lab(
+        dns={"every.test": {"AAAA": "::1", "A": "127.0.0.1"}},
+        hosts="127.0.0.1 localhost\n",
+        http=["::1", "127.0.0.1"],
+    )
+    seen = lab.call(interrupt_every_line, "every.test", lab.port)
+    # The whole path was walked (about 800 lines): setup, queries, answers, connect.
+    assert seen["lines"] > 300
+    assert seen["leaks"] == []

@@ -281,57 +281,6 @@ def race(
             told = _Told(options.listener, wants, now, clock)
     if told is not None:
         told.connect_started(target, call)
-    try:
-        vet_target(target, options)
-        if options.policy is not None:
-            # One verdict per address for the whole call: the ranking asks first.
-            options = dataclasses.replace(options, policy=_Verdicts(options.policy))
-        rank = _ranking(net, options)
-        resolution: Resolution | None = None
-        gate: _Nat64Gate | None = None
-        if target.literal is None:
-            resolution = _own_resolution(target, options, call, net)
-            gate = _nat64_gate(target, options, net, rank)
-            if resolution is None and options.resolver is None:
-                # The system's getaddrinfo sorted its answer already, by RFC 6724 with
-                # the host's own /etc/gai.conf, which the default table would undo.
-                rank = _keep_order(options)
-        if resolution is not None:
-            families = tuple(resolution.lookups)
-        else:
-            families = lookup_families(target, options)
-        history = options.history
-        hints = NO_HINTS
-        if history is not None and target.literal is None:
-            hints = history.hints(
-                target.host, target.port, now if history_clock is None else history_clock()
-            )
-        planner = Planner(
-            now,
-            target,
-            options,
-            call,
-            lookups=families or (socket.AF_UNSPEC,),
-            hints=hints,
-            services=resolution is not None and resolution.https,
-        )
-        literal = target.literal
-        if literal is not None:
-            if options.family not in (socket.AF_UNSPEC, literal.family):
-                raise InvalidParameterError(
-                    f"{target.host} is an {literal.family.name[3:]} address but the family "
-                    f"asked for is {options.family.name[3:]}",
-                    nodename=target.nodename,
-                    servicename=target.servicename,
-                )
-            gate = _nat64_gate(target, options, net, rank)
-            admitted = [literal] if gate is None else gate.admit(now, 0, [literal], ())
-            if admitted is not None:
-                planner.lookup_done(now, admitted)
-    except ConnectByNameError as exc:
-        if told is not None:
-            told.connect_finished(None, exc)
-        raise
     table: Table = {}
     lookups: list[Lookup] = []
     poller_open = True
@@ -339,15 +288,71 @@ def race(
     watched: dict[int, int] = {}
     # Attempt -> the ECHConfigList of the HTTPS record its address came with.
     ech: dict[int, bytes] = {}
+    # The setup is inside the race's try: the resolution's (and a NAT64 discovery's)
+    # sockets exist from the setup on, and its cleanup closes them.
+    resolution: Resolution | None = None
+    gate: _Nat64Gate | None = None
     try:
+        try:
+            vet_target(target, options)
+            if options.policy is not None:
+                # One verdict per address for the whole call: the ranking asks first.
+                options = dataclasses.replace(options, policy=_Verdicts(options.policy))
+            rank = _ranking(net, options)
+            if target.literal is None:
+                resolution = _own_resolution(target, options, call, net)
+                if resolution is not None:
+                    # The queries leave first: the nameserver answers while the rest of the
+                    # call is set up.
+                    if told is not None:
+                        for family in resolution.lookups:
+                            told.lookup_started(target.host, family)
+                    resolution.start(now)
+                gate = _nat64_gate(target, options, net, rank)
+                if resolution is None and options.resolver is None:
+                    # The system's getaddrinfo sorted its answer already, by RFC 6724 with
+                    # the host's own /etc/gai.conf, which the default table would undo.
+                    rank = _keep_order(options)
+            if resolution is not None:
+                families = tuple(resolution.lookups)
+            else:
+                families = lookup_families(target, options)
+            history = options.history
+            hints = NO_HINTS
+            if history is not None and target.literal is None:
+                hints = history.hints(
+                    target.host, target.port, now if history_clock is None else history_clock()
+                )
+            planner = Planner(
+                now,
+                target,
+                options,
+                call,
+                lookups=families or (socket.AF_UNSPEC,),
+                hints=hints,
+                services=resolution is not None and resolution.https,
+            )
+            literal = target.literal
+            if literal is not None:
+                if options.family not in (socket.AF_UNSPEC, literal.family):
+                    raise InvalidParameterError(
+                        f"{target.host} is an {literal.family.name[3:]} address but the family "
+                        f"asked for is {options.family.name[3:]}",
+                        nodename=target.nodename,
+                        servicename=target.servicename,
+                    )
+                gate = _nat64_gate(target, options, net, rank)
+                admitted = [literal] if gate is None else gate.admit(now, 0, [literal], ())
+                if admitted is not None:
+                    planner.lookup_done(now, admitted)
+        except ConnectByNameError as exc:
+            if told is not None:
+                told.connect_finished(None, exc)
+            raise
         if families:
             if resolution is None:
                 lookups = _start_lookups(target, options, call, families, poller, told=told)
             else:
-                if told is not None:
-                    for family in resolution.lookups:
-                        told.lookup_started(target.host, family)
-                resolution.start(clock())
                 lookups = list(resolution.lookups.values())
         services_told = False
         while True:

@@ -119,7 +119,10 @@ class PollPoller:
         if fd in self._watched:
             self._watched.discard(fd)
             assert self._poll is not None
-            self._poll.unregister(fd)
+            # Not registered after all if an interruption came between the two steps
+            # of register(): the socket must close all the same.
+            with contextlib.suppress(KeyError):
+                self._poll.unregister(fd)
         sock.close()
 
     def start_lookup(
@@ -173,8 +176,11 @@ class PollPoller:
             if fd == self._pair_fd:
                 self._drain()
                 continue
-            poll.unregister(fd)
+            # In this order: an interruption between the two leaves a registration
+            # no longer watched, which close() drops, never a watched descriptor
+            # that is not registered.
             self._watched.discard(fd)
+            poll.unregister(fd)
             events.append((fd, mask))
         return events
 
@@ -203,13 +209,18 @@ class PollPoller:
 
     def close(self) -> None:
         # The pair is forgotten only once closed: an interruption half-way leaves it
-        # to the next close() (the race's cleanup calls it again).
-        with self._lock:
-            for pair in self._pairs:
-                for end in pair:
-                    end.close()
-            self._pairs.clear()
-            self._pair = None
+        # to the next close() (the race's cleanup calls it again). Without a pair no
+        # lookup thread can be sending on one, and the lock is not taken: an
+        # interruption landing as a `with` block hands the lock back (after its last
+        # line, before __exit__) would leave it held, and the second close() waiting
+        # for ever.
+        if self._pairs:
+            with self._lock:
+                for pair in self._pairs:
+                    for end in pair:
+                        end.close()
+                self._pairs.clear()
+                self._pair = None
         if isinstance(self._poll, _SelectorPoll):
             self._poll.close()
         self._poll = None
