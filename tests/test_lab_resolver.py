@@ -285,11 +285,11 @@ def interrupt_every_line(name: str, port: int) -> dict[str, Any]:
         _resolver.clear_cache()  # every run asks the server
         count = 0
 
-        def local(frame: types.FrameType, event: str, arg: object) -> Any:
+        def local(frame: types.FrameType, event: str, arg: object, at: int = line) -> Any:
             nonlocal count
             if event == "line":
                 count += 1
-                if count == line:
+                if count == at:
                     sys.settrace(None)
                     frame.f_trace = None
                     raise KeyboardInterrupt
@@ -326,3 +326,43 @@ def test_an_interruption_at_any_line_of_a_connect_by_name_leaks_nothing(
     # The whole path was walked (about 800 lines): setup, queries, answers, connect.
     assert seen["lines"] > 300
     assert seen["leaks"] == []
+
+
+def connect_https_counting_descriptors(name: str, port: int, times: int) -> list[dict[str, Any]]:
+    """Inside: `connect_https` ``times`` times, each with the descriptors it left open
+    once closed."""
+    import os
+
+    results = []
+    for _ in range(times):
+        before = set(os.listdir("/proc/self/fd"))
+        seen = connect_https(name, port, 3.0)
+        seen["left_open"] = sorted(set(os.listdir("/proc/self/fd")) - before)
+        results.append(seen)
+    return results
+
+
+def test_a_search_step_left_with_its_https_query_running_closes_it(network_lab: Any) -> None:
+    # "www" is asked as www.a.test first (NXDOMAIN at once, its HTTPS answer 300 ms
+    # late), then as www.b.test: the first name's HTTPS query is dropped with it. The
+    # second call has www.a.test's NXDOMAIN in its cache, and moves on from it at once.
+    nxdomain_late = Reply(rcode="NXDOMAIN", delay=0.3)
+    lab = network_lab(
+        dns={
+            "www.a.test": {"AAAA": Reply(rcode="NXDOMAIN"), "A": Reply(rcode="NXDOMAIN")},
+            "_8443._https.www.a.test": {"HTTPS": nxdomain_late},
+            "www.b.test": {"A": "127.0.0.1"},
+        },
+        resolv_conf="nameserver 127.0.0.1\nsearch a.test b.test\n",
+        hosts="127.0.0.1 localhost\n",
+        http=["127.0.0.1"],
+        port=8443,
+    )
+    first, second = lab.call(connect_https_counting_descriptors, "www", 8443, 2)
+    for seen in (first, second):
+        assert seen["remote"] == ["127.0.0.1", 8443]
+        assert seen["took"] < 0.25  # not held up by the first name's HTTPS query
+        assert seen["left_open"] == []
+    # www.a.test's A once (then cached), www.b.test's twice (TTL 60 s: cached too).
+    assert [q.name for q in lab.dns.queries(type="A")] == ["www.a.test.", "www.b.test."]
+    assert len(lab.dns.queries("_8443._https.www.a.test")) == 2

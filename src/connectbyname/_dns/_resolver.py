@@ -883,9 +883,12 @@ class Resolution:
         walk = self._walk
         assert walk is not None
         following = walk.next(outcome)
+        # An exchange still running (HTTPS) is closed with its name: its socket must not
+        # stay in the table for the next name's queries. (No discard: the resolution's
+        # start, whose sockets nothing watches yet.)
+        closing = None if discard is None else self._discarding(discard)
         for exchange in exchanges.values():
-            if discard is not None:
-                exchange.close(self._discarding(discard))
+            exchange._close(closing)
         self._exchanges = {}
         self._every = list(self._targets.values())
         self._done_order = []
