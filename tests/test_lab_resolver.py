@@ -366,3 +366,21 @@ def test_a_search_step_left_with_its_https_query_running_closes_it(network_lab: 
     # www.a.test's A once (then cached), www.b.test's twice (TTL 60 s: cached too).
     assert [q.name for q in lab.dns.queries(type="A")] == ["www.a.test.", "www.b.test."]
     assert len(lab.dns.queries("_8443._https.www.a.test")) == 2
+
+
+def test_an_alias_chain_drops_the_lookups_it_leaves_behind(network_lab: Any) -> None:
+    # apex -> mid -> end: mid's A (late) was asked ahead and is dropped when mid turns out
+    # to be an alias too; end's queries take socket-table keys of their own.
+    lab = https_lab(
+        network_lab,
+        {
+            "apex.test": {"HTTPS": svcb(0, "mid.test.")},
+            "mid.test": {"A": Reply("127.0.0.1", delay=0.3), "HTTPS": svcb(0, "end.test.")},
+            "end.test": {"A": "127.0.0.2", "HTTPS": svcb(1, ".")},
+        },
+    )
+    (seen,) = lab.call(connect_https_counting_descriptors, "apex.test", 443, 1)
+    assert seen["remote"] == ["127.0.0.2", 443]
+    assert seen["took"] < 0.25  # not held up by mid.test's late A
+    assert seen["left_open"] == []
+    assert {q.type for q in lab.dns.queries("end.test")} == {"HTTPS", "A", "AAAA"}

@@ -36,6 +36,7 @@ on purpose:
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import re
 import socket
@@ -598,11 +599,6 @@ def _unprefixed(name: str, port: int) -> str:
 _SHARED_KEY = -1
 
 
-def _target_key(index: int) -> int:
-    # Socket-table keys of the target names' exchanges: after the name's own (0-2).
-    return 16 + index
-
-
 #: A name glibc takes for a malformed IPv4 address (AF_INET): digits and dots, a digit
 #: first, no dot last.
 _DIGITS_DOTS = re.compile(r"[0-9][0-9.]*(?<!\.)", re.ASCII)
@@ -630,6 +626,7 @@ class Resolution:
         "_service_depth",
         "_sockets",
         "_stale",
+        "_target_keys",
         "_targets",
         "_timer",
         "_walk",
@@ -660,6 +657,9 @@ class Resolution:
         #: The A/AAAA lookups of the HTTPS records' target names, as they start.
         self.target_lookups: list[Lookup] = []
         self._targets: dict[tuple[str, int], Exchange] = {}
+        # Socket-table keys of the target names' exchanges: after the name's own, and
+        # never one twice (an exchange dropped from _targets may still hold its key).
+        self._target_keys = itertools.count(16)
         self._service_depth = 0
         #: The HTTPS exchange at an AliasMode record's target, while it runs.
         self._alias: Exchange | None = None
@@ -932,7 +932,7 @@ class Resolution:
                 _wire.HTTPS,
                 self._config.resolv,
                 sockets=self._sockets,
-                key=_target_key(len(self._targets)),
+                key=next(self._target_keys),
                 new_socket=self._new_socket,
             )
             self._targets[key] = exchange
@@ -988,7 +988,7 @@ class Resolution:
                 rtype,
                 self._config.resolv,
                 sockets=self._sockets,
-                key=_target_key(len(self._targets)),
+                key=next(self._target_keys),
                 new_socket=self._new_socket,
             )
             self._targets[(target, rtype)] = exchange
