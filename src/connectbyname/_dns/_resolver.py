@@ -274,7 +274,7 @@ class Exchange:
                 self._deadline = now + _config.server_timeout(self._conf, index)
                 self._switch_to_tcp(now, discard)
                 return
-            if self._send_udp(server):
+            if self._send_udp(server, now, discard):
                 self._deadline = now + wait
                 return
             self._failure = _config.Outcome.CONNREFUSED  # no route, or refused at once
@@ -285,7 +285,12 @@ class Exchange:
             self.name, self.rtype, ident=self._ident, ad=self._conf.trust_ad
         )
 
-    def _send_udp(self, server: _config.Nameserver) -> bool:
+    def _send_udp(
+        self,
+        server: _config.Nameserver,
+        now: float,
+        discard: Callable[[socket.socket], None] | None,
+    ) -> bool:
         family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
         self._new_query()
         # A socket already under this key is the group's, made by a member for this
@@ -297,9 +302,22 @@ class Exchange:
                 sock.connect(server.sockaddr)
             sock.send(self._message)
         except OSError:
+            if sock is not None:
+                # On the group's socket the error may be an earlier send's (the ICMP
+                # "port unreachable" of a member's query, which on loopback comes back
+                # at once and waits for the next call on the socket): the server is out
+                # for every query on it, as for an error on receive.
+                for other in self._group or ():
+                    if other is not self and other.reply is None and other._on(sock):
+                        other._failure = _config.Outcome.CONNREFUSED
+                        other._next_server(now, discard)
             self._close(None)
             return False
         return True
+
+    def _on(self, sock: socket.socket) -> bool:
+        """Whether this exchange waits on ``sock``."""
+        return self._sockets.get(self._key) is sock
 
     def _switch_to_tcp(self, now: float, discard: Callable[[socket.socket], None] | None) -> None:
         index = self._schedule[self._step][0]
@@ -405,7 +423,7 @@ def receive(users: list[Exchange], now: float, discard: Callable[[socket.socket]
             first._on_tcp(now, sock, discard)
         return
     while True:
-        waiting = [u for u in users if u.reply is None and u._sockets.get(u._key) is sock]
+        waiting = [u for u in users if u.reply is None and u._on(sock)]
         if not waiting:
             return  # answered, or moved on to another server or to TCP
         try:
