@@ -559,13 +559,7 @@ class Planner:
             start = self._start_next(now)
             if start is not None:
                 return start
-        if now >= self._deadline or not (
-            self._running
-            or self._untried
-            or self._pending
-            or self._services
-            or self._targets_pending
-        ):
+        if now >= self._deadline or not self._unsettled():
             return self._finish_failed(now)
         until = self._deadline
         if hold:
@@ -573,6 +567,17 @@ class Planner:
         elif self._running and self._untried:
             until = min(until, self._next_start)
         return Wait(None if until == math.inf else until)
+
+    def _unsettled(self) -> bool:
+        """Whether anything could still bring an address or a connection: an attempt, an
+        address not tried, a lookup or the HTTPS answer on its way."""
+        return bool(
+            self._running
+            or self._untried
+            or self._pending
+            or self._services
+            or self._targets_pending
+        )
 
     def _holding(self, now: float) -> bool:
         """Wait a little for the preferred family and the HTTPS answer (see rule 1a).
@@ -679,13 +684,7 @@ class Planner:
 
     def _finish_failed(self, now: float) -> Failed:
         self._done = True
-        timed_out = bool(
-            self._running
-            or self._untried
-            or self._pending
-            or self._services
-            or self._targets_pending
-        )
+        timed_out = self._unsettled()
         for attempt in self._running:
             self._records[attempt].close(now, Outcome.TIMED_OUT)
         self._running.clear()

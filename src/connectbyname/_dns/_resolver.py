@@ -309,8 +309,7 @@ class Exchange:
                 # for every query on it, as for an error on receive.
                 for other in self._group or ():
                     if other is not self and other.reply is None and other._on(sock):
-                        other._failure = _config.Outcome.CONNREFUSED
-                        other._next_server(now, discard)
+                        other._server_out(now, discard)
             self._close(None)
             return False
         return True
@@ -318,6 +317,12 @@ class Exchange:
     def _on(self, sock: socket.socket) -> bool:
         """Whether this exchange waits on ``sock``."""
         return self._sockets.get(self._key) is sock
+
+    def _server_out(self, now: float, discard: Callable[[socket.socket], None] | None) -> None:
+        """Its socket failed (an ICMP error, as glibc takes ECONNREFUSED): the next
+        server at once."""
+        self._failure = _config.Outcome.CONNREFUSED
+        self._next_server(now, discard)
 
     def _switch_to_tcp(self, now: float, discard: Callable[[socket.socket], None] | None) -> None:
         index = self._schedule[self._step][0]
@@ -432,8 +437,7 @@ def receive(users: list[Exchange], now: float, discard: Callable[[socket.socket]
             return
         except OSError:  # ICMP port unreachable, or the like: this server is out
             for user in waiting:
-                user._failure = _config.Outcome.CONNREFUSED
-                user._next_server(now, discard)
+                user._server_out(now, discard)
             return
         # The ID first, as glibc (a datagram too short for a header fails the server
         # for every query on the socket, as glibc's send_dg fails both).
@@ -790,25 +794,22 @@ class Resolution:
         if not self._stale:
             return
         self._stale = False
-        deadlines = []
         for exchange in self._every:
             wanted = exchange.wants()
             if wanted is not None and wanted[0] not in self._registered:
                 self._registered.add(wanted[0])
                 register(*wanted)
-            deadline = exchange.deadline()
-            if deadline is not None:
-                deadlines.append(deadline)
-        self._timer = min(deadlines) if deadlines else None
+        self._timer = self._earliest()
 
     def owns(self, fd: int) -> bool:
         return fd in self._registered
 
     def timer(self) -> float | None:
-        if self._stale:
-            deadlines = [d for e in self._every if (d := e.deadline()) is not None]
-            return min(deadlines) if deadlines else None
-        return self._timer
+        return self._earliest() if self._stale else self._timer
+
+    def _earliest(self) -> float | None:
+        deadlines = [d for e in self._every if (d := e.deadline()) is not None]
+        return min(deadlines) if deadlines else None
 
     def on_ready(self, fd: int, now: float, discard: Callable[[socket.socket], None]) -> None:
         self._stale = True
