@@ -14,12 +14,13 @@ import errno
 import ipaddress
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from connectbyname import _sockets
 from connectbyname._dns import _sort
 from connectbyname._dns._sort import (
     DEFAULT_POLICY,
@@ -731,7 +732,13 @@ class FakeSocket:
 def test_kernel_source_errors(monkeypatch: pytest.MonkeyPatch, code: int, kept: bool) -> None:
     FakeSocket.error = code
     FakeSocket.made = []
-    monkeypatch.setattr(socket, "socket", FakeSocket)
+
+    def new_socket(table: dict[int, Any], key: int, family: int, kind: int) -> FakeSocket:
+        sock = table[key] = FakeSocket(family, kind)
+        sock.setblocking(False)
+        return sock
+
+    monkeypatch.setattr(_sort, "new_socket", new_socket)
     source = KernelSource()
     assert source(cand("2001:db8::1")) is None
     assert source(cand("2001:db8::1")) is None
@@ -740,11 +747,21 @@ def test_kernel_source_errors(monkeypatch: pytest.MonkeyPatch, code: int, kept: 
 
 
 def test_kernel_source_no_socket(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_socket(family: int, kind: int) -> socket.socket:
+    # The socket is in the table before its descriptor: the failed one is closed too.
+    held: list[socket.socket] = []
+    real = _sockets.new_socket
+
+    def no_socket(
+        table: dict[int, socket.socket], key: int, family: socket.AddressFamily, kind: int
+    ) -> None:
+        real(table, key, family, kind)
+        held.append(table[key])
         raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
 
-    monkeypatch.setattr(socket, "socket", no_socket)
+    monkeypatch.setattr(_sort, "new_socket", no_socket)
     assert KernelSource()(cand("::1")) is None
+    assert len(held) == 1
+    assert held[0].fileno() == -1
 
 
 # --------------------------------------------------------------------- NAT64: RFC 6052

@@ -97,6 +97,7 @@ from ._resolve import (
     lookup_families,
     resolve_here,
 )
+from ._sockets import new_socket
 
 logger = logging.getLogger("connectbyname")
 
@@ -154,33 +155,14 @@ class Net:
     ) -> socket.socket:
         """A new non-blocking socket of ``family`` and ``kind`` (TCP, or UDP for the
         resolver's queries), entered in ``table`` under ``key`` *before* its
-        descriptor exists.
-
-        ``socket.socket(...)`` returns a socket that is, for a few bytecodes, only on
-        the stack: an interruption there (Ctrl-C, a signal handler raising) drops it
-        unclosed. Made this way instead, the object is in the table first and gets its
-        descriptor in one C call, so no interruption can separate the two.
-        """
-        sock = socket.socket.__new__(socket.socket)
-        # What socket.socket.__init__ sets, before the descriptor exists.
-        sock._io_refs = 0  # type: ignore[attr-defined]
-        sock._closed = False  # type: ignore[attr-defined]
-        table[key] = sock
-        protocol = socket.IPPROTO_TCP if kind == socket.SOCK_STREAM else socket.IPPROTO_UDP
-        socket._socket.socket.__init__(sock, family, kind | _SOCK_NONBLOCK, protocol)  # type: ignore[attr-defined]
-        if not _SOCK_NONBLOCK:
-            sock.setblocking(False)
-        return sock
+        descriptor exists (``_sockets.new_socket``)."""
+        return new_socket(table, key, family, kind)
 
     def rank(self, candidate: Candidate) -> tuple[int, ...]:
         """``candidate``'s RFC 6724 rank (``_dns._sort.rank``), for the planner's order:
         the kernel says which source address would reach it."""
         return _sort.rank(candidate)
 
-
-# Non-blocking from birth where the system allows (Linux): one system call less per
-# attempt than socket() and then setblocking(False).
-_SOCK_NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0)
 
 NET = Net()
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno as _errno
 import functools
+import io
 import math
 import os
 import random
@@ -1139,26 +1140,36 @@ class _ReadError(Exception):
 
 def _read(path: str) -> tuple[str | None, _Stamp]:
     """The file's text (None when it cannot be opened for one of the reasons glibc
-    ignores: missing, permission, ...) and its stamp from the open descriptor.
-    Directories and other non-regular files raise `_ReadError` (glibc fails on a
-    directory's read error; a FIFO could block)."""
+    ignores: missing, permission, ...) and its stamp from the open file. Directories
+    and other non-regular files raise `_ReadError` (glibc fails on a directory's read
+    error; opening a FIFO could block, so they are told by a stat before the open)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise _ReadError(f"{path}: not a regular file")
+        # The file object exists before its descriptor (as `_sockets.new_socket`'s
+        # sockets do), so no interruption can come between the open and the close.
+        file = io.FileIO.__new__(io.FileIO)
     except OSError as exc:
         if exc.errno in _IGNORED_OPEN_ERRORS - {_errno.EISDIR}:
             return None, ("empty",)
         raise _ReadError(f"{path}: {exc.strerror}") from exc
     try:
-        st = os.fstat(fd)
+        try:
+            io.FileIO.__init__(file, path, "r")
+        except OSError as exc:
+            if exc.errno in _IGNORED_OPEN_ERRORS - {_errno.EISDIR}:
+                return None, ("empty",)
+            raise
+        st = os.fstat(file.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise _ReadError(f"{path}: not a regular file")
         chunks = []
-        while chunk := os.read(fd, 65536):
+        while chunk := file.read(65536):
             chunks.append(chunk)
     except OSError as exc:
         raise _ReadError(f"{path}: {exc.strerror}") from exc
     finally:
-        os.close(fd)
+        file.close()
     return b"".join(chunks).decode("utf-8", "surrogateescape"), _stamp_of(st)
 
 

@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 from .._info import Address, Candidate
+from .._sockets import new_socket
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -349,18 +350,22 @@ def _probe(candidate: Candidate) -> tuple[str | None, bool]:
     target: Address = (address[0], _PROBE_PORT)
     if len(address) == 4:
         target = (address[0], _PROBE_PORT, address[2], address[3])
+    held: dict[int, socket.socket] = {}
     try:
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-    except OSError as exc:
-        return None, exc.errno in _NO_SOURCE
-    try:
-        sock.setblocking(False)
+        sock = new_socket(held, 0, family, socket.SOCK_DGRAM)
         sock.connect(target)
         source: str = sock.getsockname()[0]
     except OSError as exc:
         return None, exc.errno in _NO_SOURCE
     finally:
-        sock.close()
+        # Twice, as the race's cleanup: a signal can land as close() starts (a Python
+        # call), and the second pass closes what the first did not.
+        try:
+            for sock in held.values():
+                sock.close()
+        finally:
+            for sock in held.values():
+                sock.close()
     return source, True
 
 
