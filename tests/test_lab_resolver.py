@@ -263,9 +263,10 @@ def test_a_names_queries_go_out_on_one_socket_as_glibcs_do(network_lab: Any) -> 
     assert len({q.source_port for q in queries}) == 1
 
 
-def interrupt_at_every_point(name: str, port: int) -> dict[str, Any]:
+def interrupt_at_every_point(name: str, port: int, https: bool) -> dict[str, Any]:
     """Inside: the connect by name through the engine's own resolver (configuration
-    read afresh, the server asked, the kernel probed for source addresses), interrupted
+    read afresh, the server asked, the kernel probed for source addresses; with the
+    HTTPS record asked for if ``https``), interrupted
     at its first, second, third... point where a signal can land inside the engine,
     until one runs to its end; the points after which a descriptor was left open or a
     ResourceWarning came (a socket dropped unclosed).
@@ -288,8 +289,14 @@ def interrupt_at_every_point(name: str, port: int) -> dict[str, Any]:
     #: The profile events that are points where a signal can land.
     LANDINGS = ("call", "c_return", "return")
 
+    import dataclasses
+
     import connectbyname
     from connectbyname._dns import _config, _resolver, _sort
+    from connectbyname._parse import DEFAULT_OPTIONS
+    from connectbyname._sync import connect
+
+    options = dataclasses.replace(DEFAULT_OPTIONS, history=None)
 
     package = os.path.dirname(connectbyname.__file__) + os.sep
     toolkit = package + "testing" + os.sep
@@ -301,11 +308,14 @@ def interrupt_at_every_point(name: str, port: int) -> dict[str, Any]:
         return file.startswith(package) and not file.startswith(toolkit)
 
     fds = set(os.listdir("/proc/self/fd"))
-    leaks: list[int] = []
+    leaks: list[str] = []
     warned: list[str] = []
+    failed: list[str] = []  # errors other than the interruption (none expected)
+    where = ["-"]  # where the last interruption landed
     point = 0
     while True:
         point += 1
+        where[:] = ["not interrupted"]
         _resolver.clear_cache()
         _config._LOADERS.clear()
         _config._DEFAULT_LOADER.clear()
@@ -325,6 +335,7 @@ def interrupt_at_every_point(name: str, port: int) -> dict[str, Any]:
             count += 1
             if count == at:
                 sys.setprofile(None)
+                where[:] = [f"{event} in {frame.f_code.co_qualname}:{frame.f_lineno}"]
                 raise KeyboardInterrupt
 
         with warnings.catch_warnings(record=True) as caught:
@@ -332,37 +343,64 @@ def interrupt_at_every_point(name: str, port: int) -> dict[str, Any]:
             connection = None
             sys.setprofile(profile)
             try:
-                connection = connectbyname.connect_by_name(name, port, timeout=3, history=False)
+                if https:
+                    connection = connect(name, port, options, timeout=3, https=True)
+                else:
+                    connection = connectbyname.connect_by_name(name, port, timeout=3, history=False)
             except KeyboardInterrupt:
                 pass
+            except connectbyname.ConnectByNameError as exc:
+                failed.append(f"point {point} ({where[0]}): {exc!r}")
             finally:
                 sys.setprofile(None)
             if connection is not None:
                 connection.close()
-                if count < point:
-                    break  # ran to its end uninterrupted
-                # Else raised in a finaliser (a generator dropped), which only reports it.
-        warned += [f"point {point}: {w.message}" for w in caught]
+            if count < point:
+                break  # ran to its end uninterrupted
+            # (A run may end all the same: raised in a finaliser, which only reports it.)
+        warned += [f"point {point} ({where[0]}): {w.message}" for w in caught]
         now_open = set(os.listdir("/proc/self/fd"))
         if now_open != fds:
-            leaks.append(point)
+            leaks.append(f"point {point} ({where[0]}): {sorted(now_open ^ fds)}")
             fds = now_open
-    return {"points": point, "leaks": leaks, "warned": warned}
+    return {"points": point, "leaks": leaks, "warned": warned, "failed": failed}
 
 
+@pytest.mark.parametrize("case", ["both families", "search, TCP, HTTPS, refused"])
 def test_an_interruption_at_any_point_of_a_connect_by_name_leaks_nothing(
-    network_lab: Any,
+    network_lab: Any, case: str
 ) -> None:
-    lab = network_lab(
-        dns={"every.test": {"AAAA": "::1", "A": "127.0.0.1"}},
-        hosts="127.0.0.1 localhost\n",
-        http=["::1", "127.0.0.1"],
-    )
-    seen = lab.call(interrupt_at_every_point, "every.test", lab.port, timeout=300)
+    if case == "both families":
+        name, https = "every.test", False
+        lab = network_lab(
+            dns={"every.test": {"AAAA": "::1", "A": "127.0.0.1"}},
+            hosts="127.0.0.1 localhost\n",
+            http=["::1", "127.0.0.1"],
+        )
+    else:
+        # "www" through the search list (www.a.test does not exist), its AAAA answer
+        # truncated (asked again over TCP), its HTTPS record read, ::1 refused.
+        name, https = "www", True
+        lab = network_lab(
+            dns={
+                "www.a.test": {t: Reply(rcode="NXDOMAIN") for t in ("AAAA", "A", "HTTPS")},
+                "www.b.test": {
+                    "AAAA": Reply("::1", truncate=True),
+                    "A": "127.0.0.1",
+                    "HTTPS": svcb(1, ".", alpn="h2"),
+                },
+            },
+            resolv_conf="nameserver 127.0.0.1\nsearch a.test b.test\n",
+            hosts="127.0.0.1 localhost\n",
+            http=["127.0.0.1"],
+            port=443,
+        )
+    seen = lab.call(interrupt_at_every_point, name, lab.port, https, timeout=300)
     # The whole path was walked: configuration, queries, answers, probes, connect.
     assert seen["points"] > 1000
     assert seen["leaks"] == []
     assert seen["warned"] == []
+    assert seen["failed"] == []
 
 
 def connect_https_counting_descriptors(name: str, port: int, times: int) -> list[dict[str, Any]]:
