@@ -33,6 +33,8 @@ import os
 import random
 import signal
 import socket
+import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -43,16 +45,25 @@ from types import FrameType
 from typing import Any
 
 import pytest
+import trustme
 
 import connectbyname
 from connectbyname import (
     ConnectByNameError,
     Connection,
+    RefusedError,
     _resolve,
     connect_by_name,
     connect_socket_by_name,
 )
-from connectbyname.testing import Blackhole, StaticResolver, open_fds, refused_port
+from connectbyname.testing import (
+    Blackhole,
+    StaticResolver,
+    open_fds,
+    refused_port,
+)
+
+from .everypoint import interrupt_at_every_point
 
 pytestmark = [
     pytest.mark.slow,
@@ -285,3 +296,101 @@ def test_no_interruption_inside_the_engine_leaks(monkeypatch: pytest.MonkeyPatch
     for kind in WEIGHTS:
         assert outcomes[kind, "interrupted"] > 0, kind
         assert sum(n for (k, o), n in outcomes.items() if k == kind and o != "interrupted")
+
+
+# ---------------------------------------------------------------- at every point, in turn
+
+
+@contextlib.contextmanager
+def https_server_elsewhere(cert: trustme.LeafCert, folder: Path) -> Iterator[int]:
+    """An HTTPS server on 127.0.0.1 in a child process, for as long as the block runs;
+    its port."""
+    pem = folder / "server.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
+    script = (
+        "import ssl, sys\n"
+        "from connectbyname.testing import HTTPServer\n"
+        "context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+        f"context.load_cert_chain({str(pem)!r})\n"
+        "with HTTPServer('127.0.0.1', 0, context) as server:\n"
+        "    print(server.port, flush=True)\n"
+        "    sys.stdin.read()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None
+        assert child.stdin is not None
+        try:
+            yield int(child.stdout.readline())
+        finally:
+            child.stdin.close()
+            child.stdout.close()
+            child.wait(10)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "literal",
+        "refused literal",
+        "refused then working, names on threads",
+        "blackholed then working",
+        "supplied socket",
+        "TLS",
+    ],
+)
+def test_an_interruption_at_every_point_leaks_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    server_cert: trustme.LeafCert,
+    client_ssl_context: ssl.SSLContext,
+    tmp_path: Path,
+) -> None:
+    # What the random interruptions above sample, here each point in turn
+    # (tests/everypoint.py): the first, the second... until a run reaches its end.
+    with contextlib.ExitStack() as stack:
+        world = stack.enter_context(strict_world(monkeypatch))
+        port, resolver, server = world["port"], world["resolver"], world["server"]
+        expected: tuple[type[BaseException], ...] = ()
+        run: Callable[[], Any]
+        if kind == "literal":
+            run = lambda: connect_by_name("127.0.0.1", port, timeout=1)  # noqa: E731
+        elif kind == "refused literal":
+            expected = (RefusedError,)
+            run = lambda: connect_by_name("127.0.0.3", port, timeout=1)  # noqa: E731
+        elif kind == "refused then working, names on threads":
+            run = lambda: connect_by_name(  # noqa: E731
+                "quick.test", port, timeout=1, resolver=resolver, history=False
+            )
+        elif kind == "blackholed then working":
+            run = lambda: connect_by_name(  # noqa: E731
+                "ok.test", port, timeout=2, attempt_delay=0.01, resolver=resolver, history=False
+            )
+        elif kind == "supplied socket":
+
+            def run() -> None:
+                with socket.socket() as sock:
+                    connect_socket_by_name(
+                        sock, "quick.test", port, timeout=1, resolver=resolver, history=False
+                    )
+
+        else:
+            # The server in another process: its own descriptors come and go meanwhile.
+            tls_port = stack.enter_context(https_server_elsewhere(server_cert, tmp_path))
+            names = StaticResolver({"example.test": ["127.0.0.1"]}, record_calls=False)
+            run = lambda: connect_by_name(  # noqa: E731
+                "example.test",
+                tls_port,
+                timeout=2,
+                resolver=names,
+                history=False,
+                ssl_context=client_ssl_context,
+            )
+        gc.collect()
+        seen = interrupt_at_every_point(run, before=lambda: drain(server), expected=expected)
+    print(kind, seen["points"], "points")
+    assert seen["points"] > 50
+    assert seen["leaks"] == []
+    assert seen["warned"] == []
+    assert seen["failed"] == []

@@ -265,105 +265,30 @@ def test_a_names_queries_go_out_on_one_socket_as_glibcs_do(network_lab: Any) -> 
 
 def interrupt_at_every_point(name: str, port: int, https: bool) -> dict[str, Any]:
     """Inside: the connect by name through the engine's own resolver (configuration
-    read afresh, the server asked, the kernel probed for source addresses; with the
-    HTTPS record asked for if ``https``), interrupted
-    at its first, second, third... point where a signal can land inside the engine,
-    until one runs to its end; the points after which a descriptor was left open or a
-    ResourceWarning came (a socket dropped unclosed).
-
-    CPython runs a signal handler (which raises, as Ctrl-C's does) only at a few
-    points: when a function starts, after a call returns and on a backward jump. A
-    profile function sees the first two and raises there ("call", "c_return", and
-    "return" into an engine frame; an exception from the profile function drops the
-    returned value, as a signal there would). Backward jumps are not interrupted. A
-    trace function's "line" events are no model: it may raise where no signal can land
-    (between the end of a ``with`` body and its ``__exit__`` call, say), and leaks found
-    there would be the test's own.
-    """
-    import inspect
-    import os
-    import sys
-    import types
-    import warnings
-
-    #: The profile events that are points where a signal can land.
-    LANDINGS = ("call", "c_return", "return")
-
+    read afresh, the server asked, the kernel probed for source addresses; the HTTPS
+    record asked for if ``https``), interrupted at every point (`tests.everypoint`)."""
     import dataclasses
 
     import connectbyname
     from connectbyname._dns import _config, _resolver, _sort
     from connectbyname._parse import DEFAULT_OPTIONS
     from connectbyname._sync import connect
+    from tests.everypoint import interrupt_at_every_point
 
     options = dataclasses.replace(DEFAULT_OPTIONS, history=None)
 
-    package = os.path.dirname(connectbyname.__file__) + os.sep
-    toolkit = package + "testing" + os.sep
-
-    def engine(frame: types.FrameType | None) -> bool:
-        if frame is None:
-            return False
-        file = frame.f_code.co_filename
-        return file.startswith(package) and not file.startswith(toolkit)
-
-    fds = set(os.listdir("/proc/self/fd"))
-    leaks: list[str] = []
-    warned: list[str] = []
-    failed: list[str] = []  # errors other than the interruption (none expected)
-    where = ["-"]  # where the last interruption landed
-    point = 0
-    while True:
-        point += 1
-        where[:] = ["not interrupted"]
+    def afresh() -> None:
         _resolver.clear_cache()
         _config._LOADERS.clear()
         _config._DEFAULT_LOADER.clear()
         _sort.kernel_source.clear()
-        count = 0
 
-        def profile(frame: types.FrameType, event: str, arg: object, at: int = point) -> None:
-            nonlocal count
-            if event not in LANDINGS or not (engine(frame) or engine(frame.f_back)):
-                return
-            if event == "return" and (
-                frame.f_code.co_flags & inspect.CO_GENERATOR or not engine(frame.f_back)
-            ):
-                # A generator's yield or end: its caller's "c_return" of send() is the
-                # point. Into a caller outside the engine: the caller's window.
-                return
-            count += 1
-            if count == at:
-                sys.setprofile(None)
-                where[:] = [f"{event} in {frame.f_code.co_qualname}:{frame.f_lineno}"]
-                raise KeyboardInterrupt
+    def run() -> connectbyname.Connection:
+        if https:
+            return connect(name, port, options, timeout=3, https=True)
+        return connectbyname.connect_by_name(name, port, timeout=3, history=False)
 
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ResourceWarning)
-            connection = None
-            sys.setprofile(profile)
-            try:
-                if https:
-                    connection = connect(name, port, options, timeout=3, https=True)
-                else:
-                    connection = connectbyname.connect_by_name(name, port, timeout=3, history=False)
-            except KeyboardInterrupt:
-                pass
-            except connectbyname.ConnectByNameError as exc:
-                failed.append(f"point {point} ({where[0]}): {exc!r}")
-            finally:
-                sys.setprofile(None)
-            if connection is not None:
-                connection.close()
-            if count < point:
-                break  # ran to its end uninterrupted
-            # (A run may end all the same: raised in a finaliser, which only reports it.)
-        warned += [f"point {point} ({where[0]}): {w.message}" for w in caught]
-        now_open = set(os.listdir("/proc/self/fd"))
-        if now_open != fds:
-            leaks.append(f"point {point} ({where[0]}): {sorted(now_open ^ fds)}")
-            fds = now_open
-    return {"points": point, "leaks": leaks, "warned": warned, "failed": failed}
+    return interrupt_at_every_point(run, before=afresh)
 
 
 @pytest.mark.parametrize("case", ["both families", "search, TCP, HTTPS, refused"])

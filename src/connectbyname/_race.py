@@ -43,6 +43,7 @@ that can raise in between.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import dataclasses
 import errno
@@ -967,7 +968,7 @@ def _tcp_connected(
         # ssl raises after taking the descriptor too (the connection reset before the
         # wrap; an interruption): the socket it made lives on in the traceback, unless
         # closed here. So does one made and then interrupted before the table took it.
-        _close_taken(exc)
+        _close_taken(exc, raw)
         if isinstance(wrapped, ssl.SSLSocket) and table.get(attempt) is not wrapped:
             wrapped.close()
         if not isinstance(exc, OSError):
@@ -990,14 +991,21 @@ def _tcp_connected(
     return _tls_step(planner, tls, table, attempt, poller=poller, now=now)
 
 
-def _close_taken(exc: BaseException) -> None:
-    """Close the `ssl.SSLSocket` that ``ssl.SSLSocket._create`` had made, and taken the
-    descriptor for, when ``exc`` came out of it."""
+def _close_taken(exc: BaseException, raw: socket.socket) -> None:
+    """Close the `ssl.SSLSocket` that ``ssl.SSLSocket._create`` had made when ``exc``
+    came out of it. It takes ``raw``'s descriptor (the same number) and then detaches
+    ``raw``: interrupted between the two, both hold it, and the made one only lets go
+    (``raw`` closes it with the table), so that it is closed once. Both at the C level:
+    the made one may have been interrupted in its ``__init__``, before the attributes
+    that ``socket.close()`` reads."""
     tb = exc.__traceback__
     while tb is not None:
         made = tb.tb_frame.f_locals.get("self") if tb.tb_frame.f_code is _CREATE else None
         if isinstance(made, ssl.SSLSocket):
-            made.close()
+            if raw.fileno() == -1:
+                _socket.socket.close(made)
+            else:
+                _socket.socket.detach(made)
         tb = tb.tb_next
 
 

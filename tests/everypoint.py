@@ -1,0 +1,149 @@
+"""A call interrupted at every point where a signal can land inside the engine.
+
+`interrupt_at_every_point` runs a call again and again, interrupting it
+(``KeyboardInterrupt``, as Ctrl-C raises) at its 1st, 2nd, 3rd... point inside the
+engine, until one run reaches its end uninterrupted, and reports after which runs a
+descriptor was left open, a ``ResourceWarning`` came (a socket dropped unclosed) or an
+error other than the interruption was raised.
+
+The points are where CPython (3.11 to 3.13) runs a signal handler: as a function
+starts, and after a call into C returns (a builtin's, or a class's: ``__init__`` runs
+inside the class call). A profile function sees those as "call", "c_return" and an
+``__init__``'s or ``__new__``'s "return", and raises there; an exception from the
+profile function drops the value just returned, as a signal there would. "Inside the
+engine": some frame on the stack runs connectbyname's code (its ``testing`` toolkit
+excepted), as in test_interrupt.py. Not points:
+- a Python function's return to a Python caller (the caller goes on without a check);
+- a generator's yield or end (its caller's "c_return" of ``send()`` is the point), and
+  a generator expression resumed (one dropped unfinished is resumed by a throw, to be
+  closed, where no signal is checked);
+- backward jumps (they are points, but not seen by a profile function);
+- ``threading.Thread.start``, not interruption-safe in CPython (see test_interrupt.py),
+  and the import system (a module imported on first use, as an encoding is).
+A trace function's "line" events are no model: one may raise where no signal can land
+(between the end of a ``with`` body and its ``__exit__`` call, before a ``finally``
+body's first call), and what it found there would be the test's own.
+
+Only the calling thread is profiled, as only the main thread runs signal handlers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import threading
+import warnings
+from collections.abc import Callable
+from types import CodeType, FrameType
+from typing import Any, Protocol
+
+import connectbyname
+
+PACKAGE = os.path.dirname(connectbyname.__file__) + os.sep
+TOOLKIT = PACKAGE + "testing" + os.sep
+UNSAFE = {threading.Thread.start.__code__}
+#: The import system's frames: a module imported on first use (an encoding, say) is
+#: the import system's to read and close.
+IMPORTS = "<frozen importlib"
+_ENGINE: dict[CodeType, bool] = {}
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+def _in_engine(frame: FrameType | None) -> bool:
+    """Whether ``frame`` or one of its callers runs the engine's code (and none of the
+    frames from it up to there runs code known not to bear interruptions)."""
+    while frame is not None:
+        code = frame.f_code
+        engine = _ENGINE.get(code)
+        if engine is None:
+            file = code.co_filename
+            engine = _ENGINE[code] = file.startswith(PACKAGE) and not file.startswith(TOOLKIT)
+        if engine:
+            return True
+        if code in UNSAFE or code.co_filename.startswith(IMPORTS):
+            return False
+        frame = frame.f_back
+    return False
+
+
+def _is_point(frame: FrameType, event: str) -> bool:
+    code = frame.f_code
+    if event == "call":
+        return code.co_name != "<genexpr>" and _in_engine(frame)
+    if event == "c_return":
+        return _in_engine(frame)
+    if event == "return":
+        return (
+            code.co_name in ("__init__", "__new__")
+            and not code.co_flags & inspect.CO_GENERATOR
+            and _in_engine(frame.f_back)
+        )
+    return False
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def interrupt_at_every_point(
+    run: Callable[[], Closable | None],
+    *,
+    before: Callable[[], None] = lambda: None,
+    expected: tuple[type[BaseException], ...] = (),
+) -> dict[str, Any]:
+    """Run ``run()`` (whose result, if any, is closed) interrupted at every point in
+    turn, ``before()`` ahead of each run (to empty caches, say); errors of ``expected``
+    types end a run as its result does. Returns the number of points and what was found
+    (``leaks``, ``warned``, ``failed``: lists of strings naming the point)."""
+    fds = _open_fds()
+    leaks: list[str] = []
+    warned: list[str] = []
+    failed: list[str] = []
+    where = ["not interrupted"]
+    point = 0
+    while True:
+        point += 1
+        where[0] = "not interrupted"
+        before()
+        count = 0
+
+        def profile(frame: FrameType, event: str, arg: object, at: int = point) -> None:
+            nonlocal count
+            if not _is_point(frame, event):
+                return
+            count += 1
+            if count == at:
+                sys.setprofile(None)
+                where[0] = f"{event} in {frame.f_code.co_qualname}:{frame.f_lineno}"
+                raise KeyboardInterrupt
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            result = None
+            sys.setprofile(profile)
+            try:
+                result = run()
+            except KeyboardInterrupt:
+                pass
+            except expected:
+                pass
+            except Exception as exc:
+                failed.append(f"point {point} ({where[0]}): {exc!r}")
+            finally:
+                sys.setprofile(None)
+            if result is not None:
+                result.close()
+            # (A run may end though interrupted: raised in a finaliser, which only
+            # reports it.)
+            ended = count < point
+        warned += [f"point {point} ({where[0]}): {w.message}" for w in caught]
+        now_open = _open_fds()
+        if now_open != fds:
+            leaks.append(f"point {point} ({where[0]}): {sorted(now_open ^ fds)}")
+            fds = now_open
+        if ended:
+            return {"points": point, "leaks": leaks, "warned": warned, "failed": failed}
