@@ -125,7 +125,7 @@ class Reply:
       another name, which glibc ignores).
     """
 
-    records: tuple[str, ...] = ()
+    records: str | Sequence[str] = ()
     ttl: int = 60
     delay: float = 0.0
     rcode: str = "NOERROR"
