@@ -260,6 +260,7 @@ def _connect_plain(self: Any, options: Options) -> socket.socket:
         and (options.listener is not None or OBSERVERS)
         else None
     )
+    made: Connection | None = None
     try:
         # _dns_host keeps a trailing dot (a fully qualified name for the resolver);
         # self.host, used for Host and SNI, drops it.
@@ -273,31 +274,34 @@ def _connect_plain(self: Any, options: Options) -> socket.socket:
             # HTTPS to the server itself (not a proxy's tunnel): its HTTPS record too.
             https=isinstance(self, _STOCK_HTTPS_CLASS) and self.proxy is None,
         )
+        _connected(self, made)
+        if began is not None:
+            # The handshake follows (after a proxy's CONNECT, when tunnelling).
+            self._connectbyname_tls = TLSStep.begin(
+                options.listener,
+                _server_name(self),
+                made.remote_address,
+                made.clock() - began,
+                made.clock,
+            )
     except ConnectByNameError as exc:
         raise _urllib3_error(exc, self) from exc
-    _connected(self, made)
-    if began is not None:
-        # The handshake follows (after a proxy's CONNECT, when tunnelling).
-        self._connectbyname_tls = TLSStep.begin(
-            options.listener,
-            _server_name(self),
-            made.remote_address,
-            made.clock() - began,
-            made.clock,
-        )
+    except BaseException:
+        # Until urllib3 holds the socket (returned), it is this call's to close: an
+        # error here, or an interruption (Ctrl-C) at any point after the connect.
+        if made is not None:
+            made.close()
+        raise
     return made.socket
 
 
 def _connected(conn: Any, made: Connection) -> None:
-    """What urllib3's ``_new_conn`` does once connected, and the connection's info."""
-    try:
-        sys.audit("http.client.connect", conn, conn.host, conn.port)
-        # The rest of the budget bounds the TLS handshake and a proxy's CONNECT.
-        left = made.time_left()
-        made.socket.settimeout(None if left is None else max(left, _MIN_REST))
-    except BaseException:
-        made.close()
-        raise
+    """What urllib3's ``_new_conn`` does once connected, and the connection's info (the
+    caller closes ``made`` if this raises)."""
+    sys.audit("http.client.connect", conn, conn.host, conn.port)
+    # The rest of the budget bounds the TLS handshake and a proxy's CONNECT.
+    left = made.time_left()
+    made.socket.settimeout(None if left is None else max(left, _MIN_REST))
     # With a proxy the socket goes to the proxy, whether it forwards or tunnels.
     conn._connectbyname_info = ConnectionInfo.of(made, via_proxy=conn.proxy is not None)
 
@@ -327,6 +331,7 @@ class _PendingTLS:
     def handshake(self, context: ssl.SSLContext, server_hostname: str | None) -> ssl.SSLSocket:
         """Connect, racing the handshakes; the winner, as urllib3's wrap would return."""
         conn = self._conn
+        made: Connection | None = None
         try:
             made = connect(
                 conn._dns_host,
@@ -338,6 +343,7 @@ class _PendingTLS:
                 https=True,
                 tls=TLSOptions(context, server_hostname),
             )
+            _connected(conn, made)
         except (CertificateError, TLSError) as exc:
             # What urllib3's own handshake would have raised (and reports as its SSLError):
             # the certificate's verification error, or the handshake's.
@@ -350,7 +356,10 @@ class _PendingTLS:
             raise _urllib3_error(exc, conn) from exc
         except ConnectByNameError as exc:
             raise _urllib3_error(exc, conn) from exc
-        _connected(conn, made)
+        except BaseException:
+            if made is not None:  # as in _connect_plain
+                made.close()
+            raise
         assert isinstance(made.socket, ssl.SSLSocket)
         return made.socket
 

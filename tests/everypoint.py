@@ -18,8 +18,9 @@ excepted), as in test_interrupt.py. Not points:
   a generator expression resumed (one dropped unfinished is resumed by a throw, to be
   closed, where no signal is checked);
 - backward jumps (they are points, but not seen by a profile function);
-- ``threading.Thread.start``, not interruption-safe in CPython (see test_interrupt.py),
-  and the import system (a module imported on first use, as an encoding is).
+- ``threading.Thread.start``, a ``threading.Condition``'s ``__enter__`` and
+  ``__exit__``, socket.py's close steps: not interruption-safe in CPython (see
+  `UNSAFE`); and the import system (a module imported on first use, as an encoding is).
 A trace function's "line" events are no model: one may raise where no signal can land
 (between the end of a ``with`` body and its ``__exit__`` call, before a ``finally``
 body's first call), and what it found there would be the test's own.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import socket
 import sys
 import threading
 import warnings
@@ -42,7 +44,21 @@ import connectbyname
 
 PACKAGE = os.path.dirname(connectbyname.__file__) + os.sep
 TOOLKIT = PACKAGE + "testing" + os.sep
-UNSAFE = {threading.Thread.start.__code__}
+#: CPython's own windows (see test_interrupt.py): Thread.start, and a Condition's
+#: ``__enter__`` interrupted after it took its lock or ``__exit__`` before it let go
+#: (held for good then, and the next ``with`` on it waits for ever: urllib3's pool
+#: queue, say).
+#: And socket.py's close steps: interrupted in one (called by http.client, say), what
+#: it was closing is left to the collector, and no caller can help that.
+UNSAFE = {
+    threading.Thread.start.__code__,
+    threading.Condition.__enter__.__code__,
+    threading.Condition.__exit__.__code__,
+    socket.SocketIO.close.__code__,
+    socket.socket.close.__code__,
+    socket.socket._decref_socketios.__code__,
+    socket.socket._real_close.__code__,
+}
 #: The import system's frames: a module imported on first use (an encoding, say) is
 #: the import system's to read and close.
 IMPORTS = "<frozen importlib"
@@ -85,6 +101,10 @@ def _is_point(frame: FrameType, event: str) -> bool:
     return False
 
 
+def _name(frame: FrameType | None) -> str:
+    return "?" if frame is None else f"{frame.f_code.co_qualname}:{frame.f_lineno}"
+
+
 def _open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
@@ -118,7 +138,12 @@ def interrupt_at_every_point(
             count += 1
             if count == at:
                 sys.setprofile(None)
-                where[0] = f"{event} in {frame.f_code.co_qualname}:{frame.f_lineno}"
+                where[0] = f"{event} in {_name(frame)}"
+                if not _ENGINE[frame.f_code]:
+                    caller = frame.f_back
+                    while caller is not None and not _ENGINE.get(caller.f_code):
+                        caller = caller.f_back
+                    where[0] += f", called from {_name(caller)}"
                 raise KeyboardInterrupt
 
         with warnings.catch_warnings(record=True) as caught:
