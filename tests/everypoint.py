@@ -21,6 +21,8 @@ excepted), as in test_interrupt.py. Not points:
 - ``threading.Thread.start``, a ``threading.Condition``'s ``__enter__`` and
   ``__exit__``, socket.py's close steps: not interruption-safe in CPython (see
   `UNSAFE`); and the import system (a module imported on first use, as an encoding is).
+An interruption that lands in a finaliser (``__del__``, a weak reference callback) is
+only reported ("exception ignored"), as a signal's would be, and the run goes on.
 A trace function's "line" events are no model: one may raise where no signal can land
 (between the end of a ``with`` body and its ``__exit__`` call, before a ``finally``
 body's first call), and what it found there would be the test's own.
@@ -119,6 +121,24 @@ def interrupt_at_every_point(
     turn, ``before()`` ahead of each run (to empty caches, say); errors of ``expected``
     types end a run as its result does. Returns the number of points and what was found
     (``leaks``, ``warned``, ``failed``: lists of strings naming the point)."""
+    # An interruption that lands in a finaliser (a __del__, a weak reference callback,
+    # run wherever an object is freed) is only reported, as a signal's would be, and
+    # the run goes on. Anything else reported that way is a failure.
+    reported: list[Any] = []
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = reported.append
+    try:
+        return _every_point(run, before, expected, reported)
+    finally:
+        sys.unraisablehook = previous_hook
+
+
+def _every_point(
+    run: Callable[[], Closable | None],
+    before: Callable[[], None],
+    expected: tuple[type[BaseException], ...],
+    reported: list[Any],
+) -> dict[str, Any]:
     fds = _open_fds()
     leaks: list[str] = []
     warned: list[str] = []
@@ -166,6 +186,12 @@ def interrupt_at_every_point(
             # reports it.)
             ended = count < point
         warned += [f"point {point} ({where[0]}): {w.message}" for w in caught]
+        failed += [
+            f"point {point} ({where[0]}): {u.exc_value!r} reported in {u.object!r}"
+            for u in reported
+            if not isinstance(u.exc_value, KeyboardInterrupt)
+        ]
+        reported.clear()
         now_open = _open_fds()
         if now_open != fds:
             leaks.append(f"point {point} ({where[0]}): {sorted(now_open ^ fds)}")
