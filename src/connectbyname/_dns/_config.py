@@ -1143,18 +1143,13 @@ def _read(path: str) -> tuple[str | None, _Stamp]:
     ignores: missing, permission, ...) and its stamp from the open file. Directories
     and other non-regular files raise `_ReadError` (glibc fails on a directory's read
     error; opening a FIFO could block, so they are told by a stat before the open)."""
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise _ReadError(f"{path}: not a regular file")
-        # The file object exists before its descriptor (as `_sockets.new_socket`'s
-        # sockets do), so no interruption can come between the open and the close.
-        file = io.FileIO.__new__(io.FileIO)
-    except OSError as exc:
-        if exc.errno in _IGNORED_OPEN_ERRORS - {_errno.EISDIR}:
-            return None, ("empty",)
-        raise _ReadError(f"{path}: {exc.strerror}") from exc
+    # The file object exists before its descriptor (as `_sockets.new_socket`'s
+    # sockets do), so no interruption can come between the open and the close.
+    file = io.FileIO.__new__(io.FileIO)
     try:
         try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                raise _ReadError(f"{path}: not a regular file")
             io.FileIO.__init__(file, path, "r")
         except OSError as exc:
             if exc.errno in _IGNORED_OPEN_ERRORS - {_errno.EISDIR}:
