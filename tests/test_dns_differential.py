@@ -524,8 +524,7 @@ BASE_DNS: dict[str, Any] = {
     "short-stray.test": Reply(["192.0.2.10"], delay=0.1, stray=("short",)),
     "1.2.3.4.5": "192.0.2.55",
     "slow.test": {"A": Reply("192.0.2.72", delay=0.4), "AAAA": Reply("2001:db8::72", delay=0.4)},
-    # Over 512 octets: glibc (no EDNS) gets TC=1 and asks over TCP; the engine's EDNS0
-    # (1232) takes it over UDP.
+    # Over 512 octets: TC=1 and TCP for both sides (neither sends EDNS0 here).
     "big.test": {
         "A": [f"192.0.2.{n}" for n in range(100, 140)],
         "AAAA": [f"2001:db8::{n:x}" for n in range(100, 130)],
@@ -630,11 +629,6 @@ BASE = Config(
     },
     hang_after=5.0,
     query_differences=(
-        (
-            "glibc",
-            "EDNS0 on: the engine gets over UDP what glibc (no EDNS) asks again over TCP",
-            lambda query: query[1] == "big.test." and query[3] == "tcp",
-        ),
         (
             "glibc",
             PER_FAMILY + ": glibc asks both types again over TCP when one is truncated",

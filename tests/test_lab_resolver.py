@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from connectbyname._dns._wire import EDNS_PAYLOAD
 from connectbyname.testing.lab import DNSConfig, Reply, nat64_address, svcb
 
 # A network-specific NAT64 prefix (RFC 6052): unlike the well-known 64:ff9b::/96, it may
@@ -261,6 +262,37 @@ def test_a_names_queries_go_out_on_one_socket_as_glibcs_do(network_lab: Any) -> 
     queries = lab.dns.queries("one.test")
     assert sorted(q.type for q in queries) == ["A", "AAAA", "HTTPS"]
     assert len({q.source_port for q in queries}) == 1
+
+
+def resolve_both_ways(port: int) -> None:
+    """Inside: glibc's getaddrinfo for glibc.test; the engine, asking the HTTPS record
+    too, for engine.test."""
+    from connectbyname._parse import DEFAULT_OPTIONS
+    from connectbyname._sync import connect
+
+    socket.getaddrinfo("glibc.test", port, type=socket.SOCK_STREAM)
+    connect("engine.test", port, DEFAULT_OPTIONS, timeout=3.0, https=True).close()
+
+
+@pytest.mark.parametrize("options", ["", "edns0"])
+def test_edns0_goes_on_address_queries_as_glibcs_and_on_every_https_query(
+    network_lab: Any, options: str
+) -> None:
+    # Some gateways lose queries that carry an OPT record: the engine's A and AAAA
+    # queries carry one exactly when glibc's do, so that it resolves wherever glibc does.
+    names = {name: {"AAAA": "::1", "A": "127.0.0.1"} for name in ("glibc.test", "engine.test")}
+    lab = network_lab(
+        dns=names, options=options, hosts="127.0.0.1 localhost\n", http=["127.0.0.1"], port=443
+    )
+    lab.call(resolve_both_ways, lab.port)
+    glibc = {q.type: q.edns for q in lab.dns.queries("glibc.test")}
+    engine = {q.type: q.edns for q in lab.dns.queries("engine.test")}
+    assert set(glibc) == {"A", "AAAA"}
+    assert set(engine) == {"A", "AAAA", "HTTPS"}
+    sent = options == "edns0"
+    assert {t: e is not None for t, e in glibc.items()} == {"A": sent, "AAAA": sent}
+    assert {t: e is not None for t, e in engine.items()} == {"A": sent, "AAAA": sent, "HTTPS": True}
+    assert engine["HTTPS"] == EDNS_PAYLOAD
 
 
 def interrupt_at_every_point(name: str, port: int, https: bool) -> dict[str, Any]:

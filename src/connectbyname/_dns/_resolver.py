@@ -12,8 +12,9 @@ the two apart.
 
 Queries: a random ID per packet, UDP sockets ``connect()``-ed to the nameserver (a
 random source port each, and the kernel drops datagrams from anyone else, as for
-glibc), EDNS0 with a 1232-byte payload, the answer matched to its question, TCP to the
-same server when the answer is truncated. AAAA and A (and HTTPS when asked for) go out
+glibc), EDNS0 (1232 bytes) as glibc sends it (with ``options edns0``) and on every
+HTTPS query, the answer matched to its question, TCP to the same server when the
+answer is truncated. AAAA and A (and HTTPS when asked for) go out
 together on one socket, as glibc's A and AAAA do (`Exchange.share`); a query that
 moves on to the next server goes on a socket of its own. Where this differs from glibc,
 on purpose:
@@ -28,9 +29,7 @@ on purpose:
   ``single-request-reopen`` too (glibc then asks A first, and a failed A ends the
   lookup without AAAA being asked);
 - glibc waits without limit for an answer over TCP (after a truncated answer, or with
-  ``options use-vc``); here the server's turn ends as over UDP;
-- EDNS0 is on (glibc: only with ``options edns0``), as Go's resolver does, so that
-  answers up to 1232 bytes (HTTPS records with hints) need no TCP.
+  ``options use-vc``); here the server's turn ends as over UDP.
 """
 
 from __future__ import annotations
@@ -281,8 +280,19 @@ class Exchange:
 
     def _new_query(self) -> None:
         self._ident = _new_ident()
+        # EDNS0 as glibc sends it: only with options edns0, since some gateways drop
+        # or garble a query that carries an OPT record (Go's resolver, which always
+        # sends one, met it: golang/go#65197, #67925), and where the system's resolver
+        # works the engine's must too. The HTTPS query always: glibc asks none, its
+        # answer (hints, ECH configurations) may well pass 512 octets, and if a
+        # gateway loses it only the service is lost, not the name.
+        edns = self._conf.edns0 or self.rtype == _wire.HTTPS
         self._message = _wire.build_query(
-            self.name, self.rtype, ident=self._ident, ad=self._conf.trust_ad
+            self.name,
+            self.rtype,
+            ident=self._ident,
+            edns_payload=_wire.EDNS_PAYLOAD if edns else None,
+            ad=self._conf.trust_ad,
         )
 
     def _send_udp(

@@ -42,6 +42,7 @@ from typing import NamedTuple, TypeAlias
 __all__ = [
     "AAAA",
     "CNAME",
+    "EDNS_PAYLOAD",
     "FORMERR",
     "HTTPS",
     "IN",
@@ -337,12 +338,17 @@ def _encode_name(name: str) -> bytes:
     return bytes(out)
 
 
+#: The UDP payload size this end advertises with EDNS0: the DNS Flag Day 2020 value,
+#: which fits an IPv6 datagram without fragments (glibc's ``options edns0``: 1200).
+EDNS_PAYLOAD = 1232
+
+
 def build_query(
     name: str,
     rdtype: int,
     *,
     ident: int,
-    edns_payload: int | None = 1232,
+    edns_payload: int | None = EDNS_PAYLOAD,
     rd: bool = True,
     ad: bool = False,
 ) -> bytes:

@@ -329,6 +329,9 @@ class Query(NamedTuple):
     action: str
     #: The rcode sent (or that would have been).
     rcode: str | None
+    #: The UDP payload size the query's EDNS0 OPT record advertised; ``None``: it had
+    #: none (glibc without ``options edns0``).
+    edns: int | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Query:
@@ -581,6 +584,8 @@ class _Server:
         plan = self.plan(question.name, rdtype)
         reply = plan.reply
         entry.update(name=question.name.to_text(), type=rdtype, rcode=plan.rcode)
+        if query.edns >= 0:
+            entry["edns"] = query.payload
         if transport == "tcp" and reply.drop == "tcp-close":
             entry["action"] = "close"
             self._record(entry)
