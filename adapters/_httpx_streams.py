@@ -379,9 +379,13 @@ class SyncBackend(httpcore.NetworkBackend):
             )
         except ConnectByNameError as exc:
             raise engine_error(exc) from exc
-        # As httpcore's own backends: requests go out at once, not after Nagle's delay.
-        conn.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return SyncStream(conn.socket, Made(conn, self._via_proxy, listener, began))
+        try:
+            # As httpcore's own backends: requests go out at once, not after Nagle's delay.
+            conn.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return SyncStream(conn.socket, Made(conn, self._via_proxy, listener, began))
+        except BaseException:
+            conn.close()
+            raise
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)

