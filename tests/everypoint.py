@@ -12,12 +12,13 @@ inside the class call). A profile function sees those as "call", "c_return" and 
 ``__init__``'s or ``__new__``'s "return", and raises there; an exception from the
 profile function drops the value just returned, as a signal there would. "Inside the
 engine": some frame on the stack runs connectbyname's code (its ``testing`` toolkit
-excepted), as in test_interrupt.py, and no frame of httpx's or httpcore's comes between
-it and the point (see `CLIENTS`). Not points:
+excepted), as in test_interrupt.py, and no frame of httpx's, httpcore's or anyio's comes
+between it and the point (see `CLIENTS`). Not points:
 - a Python function's return to a Python caller (the caller goes on without a check);
-- a generator's yield or end (its caller's "c_return" of ``send()`` is the point), and
-  a generator expression resumed (one dropped unfinished is resumed by a throw, to be
-  closed, where no signal is checked);
+- a generator's yield or end (its caller's "c_return" of ``send()`` is the point), a
+  generator expression resumed (one dropped unfinished is resumed by a throw, to be
+  closed, where no signal is checked), and a coroutine resumed after ``await`` (no
+  check there either; after a plain ``yield`` there is);
 - backward jumps (they are points, but not seen by a profile function);
 - ``threading.Thread.start``, a ``threading.Condition``'s ``__enter__`` and
   ``__exit__``, socket.py's close steps: not interruption-safe in CPython (see
@@ -34,6 +35,7 @@ Only the calling thread is profiled, as only the main thread runs signal handler
 
 from __future__ import annotations
 
+import dis
 import inspect
 import os
 import socket
@@ -44,6 +46,7 @@ from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any, Protocol
 
+import anyio
 import httpcore
 import httpcore._synchronization
 import httpx
@@ -52,13 +55,17 @@ import connectbyname
 
 PACKAGE = os.path.dirname(connectbyname.__file__) + os.sep
 TOOLKIT = PACKAGE + "testing" + os.sep
-#: Clients whose own request machinery runs under an adapter's frame (httpx's and
-#: httpcore's, under the transport's handle_request) and holds state of its own there:
-#: a point in their code is their window, as it is with stock connections (httpcore
-#: keeps a new stream in a local until its connection object holds it). urllib3's code
+#: Libraries whose own code holds state of its own under the engine's frames: httpx's
+#: and httpcore's request machinery under the transport's handle_request (httpcore
+#: keeps a new stream in a local until its connection object holds it, a stock one
+#: too), and anyio's task groups and cancel scopes under the async driver (interrupted
+#: inside, they leave trio's nursery stack corrupted). A point in their code is their
+#: window; a call into them is still the engine's (see `_is_point`). urllib3's code
 #: under the adapter's pool is counted: it bears interruptions (what it holds, it
 #: closes), so the adapter's calls into it are tested too.
-CLIENTS = tuple(os.path.dirname(module.__file__ or "") + os.sep for module in (httpcore, httpx))
+CLIENTS = tuple(
+    os.path.dirname(module.__file__ or "") + os.sep for module in (httpcore, httpx, anyio)
+)
 #: CPython's own windows (see test_interrupt.py): Thread.start, and a Condition's
 #: ``__enter__`` interrupted after it took its lock or ``__exit__`` before it let go
 #: (held for good then, and the next ``with`` on it waits for ever: urllib3's pool
@@ -83,6 +90,26 @@ UNSAFE = {
 #: The import system's frames: a module imported on first use (an encoding, say) is
 #: the import system's to read and close.
 IMPORTS = "<frozen importlib"
+_MANAGERS = frozenset({"__enter__", "__exit__", "__aenter__", "__aexit__"})
+_RESUME = dis.opmap["RESUME"]
+_QUIET: dict[CodeType, frozenset[int]] = {}
+
+
+def _quiet_resumes(code: CodeType) -> frozenset[int]:
+    """Where a frame of ``code`` resumes after ``await`` or ``yield from`` (RESUME's
+    argument 2 or 3): CPython checks for signals when a frame starts or resumes after
+    ``yield``, not there."""
+    found = _QUIET.get(code)
+    if found is None:
+        raw = code.co_code
+        found = _QUIET[code] = frozenset(
+            offset
+            for offset in range(0, len(raw), 2)
+            if raw[offset] == _RESUME and (raw[offset + 1] & 3) >= 2
+        )
+    return found
+
+
 # Code -> whose it is: the engine's (True), a client's (False), or neither (None).
 _ENGINE: dict[CodeType, bool | None] = {}
 
@@ -120,11 +147,15 @@ def _in_engine(frame: FrameType | None) -> bool:
 def _is_point(frame: FrameType, event: str) -> bool:
     code = frame.f_code
     if event == "call":
-        if code.co_name == "<genexpr>":
+        if code.co_name == "<genexpr>" or frame.f_lasti in _quiet_resumes(code):
             return False
-        # Raised as a function starts, an interruption is its caller's to handle: a
-        # client's function called by the engine starts at one of the engine's points.
-        return _in_engine(frame.f_back if _owner(code) is False else frame)
+        if _owner(code) is False:
+            # Raised as a function starts, an interruption is its caller's to handle: a
+            # client's function called by the engine starts at one of the engine's
+            # points; but not a context manager's enter or exit, which interrupted as
+            # it starts leaves the manager half done (a Condition's, in `UNSAFE`).
+            return code.co_name not in _MANAGERS and _in_engine(frame.f_back)
+        return _in_engine(frame)
     if event == "c_return":
         return _in_engine(frame)
     if event == "return":
@@ -149,10 +180,13 @@ def interrupt_at_every_point(
     *,
     before: Callable[[], None] = lambda: None,
     expected: tuple[type[BaseException], ...] = (),
+    landing: Callable[[FrameType], bool] | None = None,
 ) -> dict[str, Any]:
     """Run ``run()`` (whose result, if any, is closed) interrupted at every point in
     turn, ``before()`` ahead of each run (to empty caches, say); errors of ``expected``
-    types end a run as its result does. Returns the number of points and what was found
+    types end a run as its result does. ``landing(frame)``: whether an interruption
+    there is raised at all (trio defers one that lands in code it protects to its next
+    checkpoint, itself a point). Returns the number of points and what was found
     (``leaks``, ``warned``, ``failed``: lists of strings naming the point)."""
     # An interruption that lands in a finaliser (a __del__, a weak reference callback,
     # run wherever an object is freed) is only reported, as a signal's would be, and
@@ -161,7 +195,7 @@ def interrupt_at_every_point(
     previous_hook = sys.unraisablehook
     sys.unraisablehook = reported.append
     try:
-        return _every_point(run, before, expected, reported)
+        return _every_point(run, before, expected, reported, landing)
     finally:
         sys.unraisablehook = previous_hook
 
@@ -171,6 +205,7 @@ def _every_point(
     before: Callable[[], None],
     expected: tuple[type[BaseException], ...],
     reported: list[Any],
+    landing: Callable[[FrameType], bool] | None,
 ) -> dict[str, Any]:
     fds = _open_fds()
     leaks: list[str] = []
@@ -186,7 +221,7 @@ def _every_point(
 
         def profile(frame: FrameType, event: str, arg: object, at: int = point) -> None:
             nonlocal count
-            if not _is_point(frame, event):
+            if not _is_point(frame, event) or (landing is not None and not landing(frame)):
                 return
             count += 1
             if count == at:

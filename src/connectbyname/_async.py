@@ -183,30 +183,35 @@ async def aconnect_by_name(
         ssl_context=ssl_context,
         server_hostname=server_hostname,
     )
+    stream: anyio.abc.SocketStream | None = None
     try:
-        stream: anyio.abc.SocketStream
         if isinstance(connection.socket, ssl.SSLSocket):
             from ._tlsstream import TLSSocketStream
 
             stream = TLSSocketStream(connection.socket)
         else:
             stream = await anyio.abc.SocketStream.from_socket(connection.socket)
+        return AsyncConnection(
+            stream,
+            connection.local_address,
+            connection.remote_address,
+            connection.family,
+            connection.attempts,
+            connection.elapsed,
+            connection.deadline,
+            connection.clock,
+            connection.tls_version,
+            connection.alpn,
+            connection.ech,
+        )
     except BaseException:
-        connection.close()
+        # Interrupted (trio raises KeyboardInterrupt anywhere in unprotected code):
+        # once the stream holds the socket, it is the stream that closes it.
+        if stream is None:
+            connection.close()
+        else:
+            await anyio.aclose_forcefully(stream)
         raise
-    return AsyncConnection(
-        stream,
-        connection.local_address,
-        connection.remote_address,
-        connection.family,
-        connection.attempts,
-        connection.elapsed,
-        connection.deadline,
-        connection.clock,
-        connection.tls_version,
-        connection.alpn,
-        connection.ech,
-    )
 
 
 class AnyioPoller:
