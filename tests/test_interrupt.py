@@ -338,6 +338,26 @@ def http_server_elsewhere(cert: trustme.LeafCert | None, folder: Path) -> Iterat
             child.wait(10)
 
 
+#: The plain calls the every-point tests make, by kind: the name, and the keywords
+#: (the resolver added for a name).
+EVERY_POINT_CALLS: dict[str, tuple[str, dict[str, Any]]] = {
+    "literal": ("127.0.0.1", {"timeout": 1}),
+    "refused literal": ("127.0.0.3", {"timeout": 1}),
+    "refused then working, names on threads": ("quick.test", {"timeout": 1, "history": False}),
+    "blackholed then working": (
+        "ok.test",
+        {"timeout": 2, "attempt_delay": 0.01, "history": False},
+    ),
+}
+
+
+def every_point_call(kind: str, world: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    host, arguments = EVERY_POINT_CALLS[kind]
+    if host.endswith(".test"):
+        arguments = {**arguments, "resolver": world["resolver"]}
+    return host, arguments
+
+
 @pytest.mark.parametrize(
     "kind",
     [
@@ -366,19 +386,10 @@ def test_an_interruption_at_every_point_leaks_nothing(
         port, resolver, server = world["port"], world["resolver"], world["server"]
         expected: tuple[type[BaseException], ...] = ()
         run: Callable[[], Any]
-        if kind == "literal":
-            run = lambda: connect_by_name("127.0.0.1", port, timeout=1)  # noqa: E731
-        elif kind == "refused literal":
-            expected = (RefusedError,)
-            run = lambda: connect_by_name("127.0.0.3", port, timeout=1)  # noqa: E731
-        elif kind == "refused then working, names on threads":
-            run = lambda: connect_by_name(  # noqa: E731
-                "quick.test", port, timeout=1, resolver=resolver, history=False
-            )
-        elif kind == "blackholed then working":
-            run = lambda: connect_by_name(  # noqa: E731
-                "ok.test", port, timeout=2, attempt_delay=0.01, resolver=resolver, history=False
-            )
+        if kind in EVERY_POINT_CALLS:
+            expected = (RefusedError,) if kind == "refused literal" else ()
+            host, arguments = every_point_call(kind, world)
+            run = lambda: connect_by_name(host, port, **arguments)  # noqa: E731
         elif kind == "supplied socket":
 
             def run() -> None:
@@ -492,27 +503,9 @@ def test_an_interruption_at_every_point_on_trio_leaks_nothing(
 
     with contextlib.ExitStack() as stack:
         world = stack.enter_context(strict_world(monkeypatch))
-        port, resolver, server = world["port"], world["resolver"], world["server"]
-        run: Callable[[], Any]
-        if kind == "literal":
-            run = _on_trio(lambda: aconnect_by_name("127.0.0.1", port, timeout=1))
-        elif kind == "refused then working, names on threads":
-            run = _on_trio(
-                lambda: aconnect_by_name(
-                    "quick.test", port, timeout=1, resolver=resolver, history=False
-                )
-            )
-        else:
-            run = _on_trio(
-                lambda: aconnect_by_name(
-                    "ok.test",
-                    port,
-                    timeout=2,
-                    attempt_delay=0.01,
-                    resolver=resolver,
-                    history=False,
-                )
-            )
+        port, server = world["port"], world["server"]
+        host, arguments = every_point_call(kind, world)
+        run = _on_trio(lambda: aconnect_by_name(host, port, **arguments))
         gc.collect()
         seen = interrupt_at_every_point(
             run,
