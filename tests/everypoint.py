@@ -111,7 +111,7 @@ def _quiet_resumes(code: CodeType) -> frozenset[int]:
 
 
 # Code -> whose it is: the engine's (True), a client's (False), or neither (None).
-_ENGINE: dict[CodeType, bool | None] = {}
+_OWNERS: dict[CodeType, bool | None] = {}
 
 
 class Closable(Protocol):
@@ -119,15 +119,15 @@ class Closable(Protocol):
 
 
 def _owner(code: CodeType) -> bool | None:
-    if code not in _ENGINE:
+    if code not in _OWNERS:
         file = code.co_filename
         if file.startswith(PACKAGE) and not file.startswith(TOOLKIT):
-            _ENGINE[code] = True
+            _OWNERS[code] = True
         elif file.startswith(CLIENTS):
-            _ENGINE[code] = False
+            _OWNERS[code] = False
         else:
-            _ENGINE[code] = None
-    return _ENGINE[code]
+            _OWNERS[code] = None
+    return _OWNERS[code]
 
 
 def _in_engine(frame: FrameType | None) -> bool:
