@@ -38,7 +38,7 @@ from connectbyname._parse import (
     parse_target,
 )
 from connectbyname._plan import Connected, Failed, Planner, Start
-from connectbyname._race import READABLE, Events, Net, Table, _ranking
+from connectbyname._race import READABLE, Events, Net, Table, _vetted_ranking
 from connectbyname._resolve import Lookup, lookup_families
 
 V6 = socket.AF_INET6
@@ -448,7 +448,9 @@ def run_planner(scenario: Scenario) -> Trace:
             if lookup.error is not None:
                 planner.lookup_failed(world.now, lookup.error, lookup.family)
             else:
-                rank = _ranking(FakeNet(world), options)
+                net = FakeNet(world)
+                policy = options.policy
+                rank = net.rank if policy is None else _vetted_ranking(net, policy)
                 ranks = [rank(c) for c in lookup.candidates]
                 planner.lookup_done(world.now, lookup.candidates, lookup.family, ranks)
         action = planner.next_action(world.now)

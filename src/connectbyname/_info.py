@@ -42,6 +42,12 @@ class Outcome(enum.StrEnum):
     """Any other error, for example no socket could be made (see `Attempt.error`)."""
 
 
+#: `Outcome.CONNECTED` as a plain global, for the fast path: on Python 3.11 reading an
+#: enum's member through its class goes through the metaclass's ``__getattr__`` hook,
+#: several times the cost of a global.
+CONNECTED = Outcome.CONNECTED
+
+
 # Named tuples rather than frozen dataclasses: every connect makes several, and a tuple
 # is made several times faster.
 class Candidate(NamedTuple):

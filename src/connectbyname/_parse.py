@@ -450,7 +450,10 @@ def check_call(
         if timeout is None:
             return NO_CALL_OPTIONS
         if type(timeout) is float and 0 < timeout < math.inf:
-            return CallOptions(timeout)
+            last = _timeout_options
+            if last.timeout == timeout:
+                return last
+            return _remember_timeout_options(timeout)
 
     def invalid(message: str) -> InvalidParameterError:
         return _invalid(message, nodename, servicename)
@@ -465,6 +468,20 @@ def check_call(
         https,
         tls,
     )
+
+
+def _remember_timeout_options(timeout: float) -> CallOptions:
+    """The options of a call that gives only ``timeout``, remembered for the next call:
+    clients pass the same timeout call after call, and a frozen dataclass costs about
+    as much to build as the rest of the checks together."""
+    global _timeout_options  # noqa: PLW0603 (one object, replaced in one step)
+    _timeout_options = CallOptions(timeout)
+    return _timeout_options
+
+
+#: The options of the last call that gave a timeout and nothing else (a float: the
+#: cache holds nothing alive).
+_timeout_options: CallOptions = NO_CALL_OPTIONS
 
 
 def check_tls(

@@ -77,7 +77,7 @@ from ._errors import (
     TLSError,
 )
 from ._history import NO_HINTS, Hints
-from ._info import Attempt, Candidate, Outcome
+from ._info import CONNECTED, Attempt, Candidate, Outcome
 from ._parse import CallOptions, Options, Target, describe
 from ._policy import Policy
 
@@ -163,11 +163,12 @@ class _Entry:
 
     __slots__ = ("candidate", "key", "origin", "rank", "seq", "service", "target")
 
-    def __init__(
+    # Positional: one is built per address on the fast path, and a class called with
+    # keywords costs about twice as much to build.
+    def __init__(  # noqa: PLR0917
         self,
         candidate: Candidate,
         rank: tuple[int, ...],
-        *,
         origin: str,
         target: str,
         service: Service | None,
@@ -179,11 +180,8 @@ class _Entry:
         self.target = target
         self.service = service
         self.seq = seq
+        # Set when the list is sorted (`Planner._key`): the one place it is read.
         self.key: tuple[object, ...] = ()
-
-
-def _entry_key(entry: _Entry) -> tuple[object, ...]:
-    return entry.key
 
 
 def _on_port(candidate: Candidate, service: Service | None) -> Candidate:
@@ -371,7 +369,8 @@ class Planner:
             self._pending.discard(family)
         else:
             self._targets_pending.discard((target, family))
-        self._replace_hints(target, family, candidates)
+        if self._services_known:
+            self._replace_hints(target, family, candidates)
         self._add(now, candidates, ranks, origin="", target=target, service=None)
 
     def services_done(
@@ -407,7 +406,6 @@ class Planner:
                 if entry.origin != "hint" and entry.service is None:
                     entry.service = owner
                     entry.candidate = _on_port(entry.candidate, owner)
-                    entry.key = self._key(entry.candidate, entry.rank, owner, entry.seq)
             self._sorted = False
 
     def _add(
@@ -420,38 +418,41 @@ class Planner:
         target: str,
         service: Service | None,
     ) -> None:
+        """Add candidates, from an answer (``origin`` ``""``) or an HTTPS record's hints
+        (``"hint"``) for ``target`` (``""``: the name itself)."""
         if not candidates:
             return
         if self._hold_until == math.inf:
             self._hold_until = now + self._resolution_delay
         if service is None and self._services_known:
             service = self._target_service.get(target) if target else self._owner_service()
-        known = {e.candidate.address for e in self._untried}
+        untried = self._untried
+        known = {e.candidate.address for e in untried} if untried else ()
+        seq = self._seq
         for index, given in enumerate(candidates):
-            candidate = given if origin else _on_port(given, service)
+            candidate = given if origin or service is None else _on_port(given, service)
             if candidate.address in known:
                 continue  # a hint the answer repeats, or a duplicate
             rank = ranks[index] if ranks is not None else ()
-            self._seq += 1
-            entry = _Entry(
-                candidate, rank, origin=origin, target=target, service=service, seq=self._seq
-            )
-            entry.key = self._key(candidate, rank, service, self._seq)
-            self._untried.append(entry)
+            seq += 1
+            untried.append(_Entry(candidate, rank, origin, target, service, seq))
+        self._seq = seq
         self._sorted = False
 
-    def _key(
-        self, candidate: Candidate, rank: tuple[int, ...], service: Service | None, seq: int
-    ) -> tuple[object, ...]:
-        address = candidate.address
+    def _key(self, entry: _Entry) -> tuple[object, ...]:
+        """``entry``'s place in the order (rule 1), worked out as the list is sorted (so
+        always by what is known then), and kept on it for `_pop`'s interleaving."""
+        address = entry.candidate.address
         if address == self._preferred:
             bucket = 0
         elif self._demoted and address in self._demoted:
             bucket = 2
         else:
             bucket = 1
+        service = entry.service
         group = 0 if not self._services_known else (service.priority if service else 1 << 16)
-        return (group, bucket, rank, seq)
+        entry.key = (group, bucket, entry.rank, entry.seq)
+        return entry.key
 
     def _owner_service(self) -> Service | None:
         for entry in self._untried:
@@ -463,8 +464,9 @@ class Planner:
         self, target: str, family: socket.AddressFamily, candidates: Sequence[Candidate]
     ) -> None:
         """v3 section 7: once A/AAAA for a target came, its hints of that family that
-        they do not list are dropped (an attempt already started to one goes on)."""
-        if not self._services_known or family == socket.AF_UNSPEC:
+        they do not list are dropped (an attempt already started to one goes on). Only
+        asked once services are known."""
+        if family == socket.AF_UNSPEC:
             return
         listed = {c.address[0] for c in candidates}
         self._untried = [
@@ -516,7 +518,7 @@ class Planner:
         # A verification failure read in the same wait outranks it (see call_failed).
         if self._winner is None and not self._done and self._fatal is None:
             self._winner = attempt
-            record.close(now, Outcome.CONNECTED)
+            record.close(now, CONNECTED)
         else:
             record.close(now, Outcome.ABANDONED)
 
@@ -552,7 +554,12 @@ class Planner:
             return self._finish_fatal(now, self._fatal)
         if self._winner is not None:
             return self._finish_connected(now)
-        hold = not self._records and now < self._deadline and self._holding(now)
+        hold = (
+            not self._records
+            and now < self._deadline
+            and now < self._hold_until
+            and self._holding()
+        )
         if self._untried and not hold and (not self._running or now >= self._next_start):
             if now >= self._deadline and self._running:
                 return self._finish_failed(now)
@@ -579,11 +586,9 @@ class Planner:
             or self._targets_pending
         )
 
-    def _holding(self, now: float) -> bool:
+    def _holding(self) -> bool:
         """Wait a little for the preferred family and the HTTPS answer (see rule 1a).
-        Only asked before the first attempt."""
-        if now >= self._hold_until:
-            return False
+        Only asked before the first attempt, while the resolution delay runs."""
         if self._services:
             return True
         if self._targets_pending and all(e.service is None for e in self._untried):
@@ -606,7 +611,9 @@ class Planner:
     def _pop(self) -> _Entry:
         untried = self._untried
         if not self._sorted:
-            untried.sort(key=_entry_key)
+            # One address has no order to find (a literal): its key is never read.
+            if len(untried) > 1:
+                untried.sort(key=self._key)
             self._sorted = True
         chosen = 0
         last = self._last_family

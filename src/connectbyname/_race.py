@@ -79,6 +79,7 @@ from ._events import (
 )
 from ._history import NO_HINTS
 from ._info import (
+    CONNECTED,
     Attempt,
     Candidate,
     Connection,
@@ -147,17 +148,11 @@ class Poller(Protocol):
 class Net:
     """The socket layer of the race: the one place that makes attempt sockets."""
 
-    def socket(
-        self,
-        table: Table,
-        key: int,
-        family: socket.AddressFamily,
-        kind: int = socket.SOCK_STREAM,
-    ) -> socket.socket:
-        """A new non-blocking socket of ``family`` and ``kind`` (TCP, or UDP for the
-        resolver's queries), entered in ``table`` under ``key`` *before* its
-        descriptor exists (``_sockets.new_socket``)."""
-        return new_socket(table, key, family, kind)
+    #: ``socket(table, key, family, kind=SOCK_STREAM)``: a new non-blocking socket of
+    #: ``family`` and ``kind`` (TCP, or UDP for the resolver's queries), entered in
+    #: ``table`` under ``key`` *before* its descriptor exists (``_sockets.new_socket``).
+    #: The function itself, not a method that calls it: one Python call less per socket.
+    socket = staticmethod(new_socket)
 
     def rank(self, candidate: Candidate) -> tuple[int, ...]:
         """``candidate``'s RFC 6724 rank (``_dns._sort.rank``), for the planner's order:
@@ -215,8 +210,6 @@ def _start_lookups(
 def vet_target(target: Target, options: Options) -> None:
     """The policy's host-name and port rules, before anything is looked up."""
     policy = options.policy
-    if policy is None:
-        return
     reasons = []
     for rule, value in (("check_name", target.host), ("check_port", target.port)):
         check: Callable[[object], str | None] | None = getattr(policy, rule, None)
@@ -277,11 +270,14 @@ def race(
     gate: _Nat64Gate | None = None
     try:
         try:
-            vet_target(target, options)
+            rank: Callable[[Candidate], tuple[int, ...]] = net.rank
             if options.policy is not None:
+                vet_target(target, options)
                 # One verdict per address for the whole call: the ranking asks first.
-                options = dataclasses.replace(options, policy=_Verdicts(options.policy))
-            rank = _ranking(net, options)
+                verdicts = _Verdicts(options.policy)
+                options = dataclasses.replace(options, policy=verdicts)
+                rank = _vetted_ranking(net, verdicts)
+            families: tuple[socket.AddressFamily, ...] = ()
             if target.literal is None:
                 resolution = _own_resolution(target, options, call, net)
                 if resolution is not None:
@@ -296,10 +292,10 @@ def race(
                     # The system's getaddrinfo sorted its answer already, by RFC 6724 with
                     # the host's own /etc/gai.conf, which the default table would undo.
                     rank = _keep_order(options)
-            if resolution is not None:
-                families = tuple(resolution.lookups)
-            else:
-                families = lookup_families(target, options)
+                if resolution is not None:
+                    families = tuple(resolution.lookups)
+                else:
+                    families = lookup_families(target, options)
             history = options.history
             hints = NO_HINTS
             if history is not None and target.literal is None:
@@ -670,13 +666,11 @@ class _Verdicts:
 _DENIED = (2,)
 
 
-def _ranking(net: Net, options: Options) -> Callable[[Candidate], tuple[int, ...]]:
-    """How the call ranks its addresses (RFC 6724, see `Net.rank`): the kernel is never
-    asked about an address the policy refuses (asking connects a UDP socket to it,
-    which sends nothing, but is a step towards a place the caller ruled out)."""
-    policy = options.policy
-    if policy is None:
-        return net.rank
+def _vetted_ranking(net: Net, policy: Policy) -> Callable[[Candidate], tuple[int, ...]]:
+    """How a call with an address policy ranks its addresses (RFC 6724, see `Net.rank`):
+    the kernel is never asked about an address the policy refuses (asking connects a
+    UDP socket to it, which sends nothing, but is a step towards a place the caller
+    ruled out)."""
 
     def rank(candidate: Candidate) -> tuple[int, ...]:
         if vet(policy, candidate.address[0]) is not None:
@@ -690,7 +684,7 @@ _NO_RANK: tuple[int, ...] = ()
 
 
 def _keep_order(options: Options) -> Callable[[Candidate], tuple[int, ...]]:
-    """A ranking that keeps the resolver's order (`_ranking`'s, policy aside)."""
+    """A ranking that keeps the resolver's order (`_vetted_ranking`'s, policy aside)."""
     policy = options.policy
     if policy is None:
         return lambda candidate: _NO_RANK
@@ -729,12 +723,12 @@ def _nat64_gate(
 ) -> _Nat64Gate | None:
     """A NAT64 gate for the call, where the engine's own resolver may ask for the
     prefix; an IPv4 loopback literal never needs one."""
-    if options.family == socket.AF_INET6 or options.resolver is not None:
-        return None
     literal = target.literal
     if literal is not None and (
         literal.family != socket.AF_INET or literal.address[0].startswith("127.")
     ):
+        return None
+    if options.family == socket.AF_INET6 or options.resolver is not None:
         return None
     config = _config.load()
     if isinstance(config, _config.Unsupported):
@@ -894,6 +888,9 @@ def _start_attempt(
             if code in STILL_CONNECTING:
                 return sock.fileno(), WRITABLE
         if code in (0, errno.EISCONN):
+            if call.tls is None:
+                planner.attempt_connected(clock(), attempt)
+                return None
             return _tcp_connected(planner, call.tls, table, attempt, now=clock())
         error = OSError(code, os.strerror(code))
     except InvalidParameterError:
@@ -1111,7 +1108,7 @@ def _conclude(
     """Let the connection history learn from a finished call, and log the call when it
     raced (more than one attempt) or failed: a single attempt that connected is what a
     plain connect does, and logs nothing, as a plain connect does not."""
-    if (len(attempts) != 1 or attempts[0].outcome is not Outcome.CONNECTED) and (
+    if (len(attempts) != 1 or attempts[0].outcome is not CONNECTED) and (
         logger.isEnabledFor(logging.DEBUG)
     ):
         logger.debug(
