@@ -174,7 +174,8 @@ class Made:
     ) -> None:
         self.connection = connection
         self._fresh = ConnectionInfo.of(connection, via_proxy=via_proxy)
-        self._reused = dataclasses.replace(self._fresh, reused=True)
+        # Made at the second response: most connections carry one (Connection: close).
+        self._reused: ConnectionInfo | None = None
         # next() on a count is atomic under the GIL: two threads sharing one HTTP/2
         # connection cannot both see its first use.
         self._uses = itertools.count()
@@ -204,11 +205,17 @@ class Made:
         """A handshake made after the connect (a proxy's tunnel) completed: the info
         says its TLS version and ALPN protocol from now on."""
         self._fresh = self._fresh.with_tls(ssl_object)
-        self._reused = dataclasses.replace(self._fresh, reused=True)
+        self._reused = None
 
     def response_info(self) -> ConnectionInfo:
         """The info for the next response on this connection (``reused`` from the 2nd)."""
-        return self._fresh if next(self._uses) == 0 else self._reused
+        if next(self._uses) == 0:
+            return self._fresh
+        reused = self._reused
+        if reused is None:
+            # Two threads on one HTTP/2 connection may both make it: the same value.
+            reused = self._reused = dataclasses.replace(self._fresh, reused=True)
+        return reused
 
     def tls_timeout(self, timeout: float | None) -> float | None:
         """The TLS handshake's share of the connect timeout: what is left of it."""

@@ -501,7 +501,7 @@ def _get_conn(self: Any, timeout: float | None = None) -> Any:
     """``HTTPConnectionPool._get_conn`` as urllib3's, telling the listener of a
     kept-alive connection that it is acquired (a new one is, once connected)."""
     conn: Any = _STOCK_GET_CONN(self, timeout)
-    info = getattr(conn, "_connectbyname_info", None)
+    info = _info_now(conn)
     if conn.sock is not None and info is not None:
         listener = _listener_of(conn)
         if listener is not None:
@@ -519,15 +519,28 @@ def _put_conn(self: Any, conn: Any) -> None:
     _STOCK_PUT_CONN(self, conn)
 
 
+def _info_now(conn: Any) -> ConnectionInfo | None:
+    """The connection's info for what it carries now: ``reused`` once a response came
+    over it. That one is made only then: most connections carry one response
+    (``Connection: close``), and a frozen dataclass's copy is not cheap."""
+    info: ConnectionInfo | None = getattr(conn, "_connectbyname_info", None)
+    if info is not None and not info.reused:
+        answered: object = getattr(conn, "_connectbyname_answered", None)
+        if answered is info:
+            info = dataclasses.replace(info, reused=True)
+            conn._connectbyname_info = info
+    return info
+
+
 def _with_info(stock: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """A ``getresponse`` as ``stock``, with the connection's info on the response."""
 
     @functools.wraps(stock)
     def getresponse(self: Any) -> Any:
-        info: ConnectionInfo | None = getattr(self, "_connectbyname_info", None)
+        info = _info_now(self)
         if info is not None and not info.reused:
             # Whatever comes next on this socket comes over a kept-alive connection.
-            self._connectbyname_info = dataclasses.replace(info, reused=True)
+            self._connectbyname_answered = info
         # Read info first: http.client closes the connection here on "Connection: close".
         response = stock(self)
         if info is not None:

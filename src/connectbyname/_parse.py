@@ -441,47 +441,43 @@ def check_call(
     servicename: object = None,
 ) -> CallOptions:
     """Check what a client gives per connection into a `CallOptions`."""
-    if (
-        source_address is None
-        and (socket_options == () or socket_options is None)
-        and not https
-        and tls is None
-    ):
+    plain = source_address is None and not https and tls is None
+    if plain and (socket_options == () or socket_options is None):
         if timeout is None:
             return NO_CALL_OPTIONS
         if type(timeout) is float and 0 < timeout < math.inf:
-            last = _timeout_options
-            if last.timeout == timeout:
+            last = _plain_options
+            if last.timeout == timeout and not last.socket_options:
                 return last
-            return _remember_timeout_options(timeout)
+            return _remember_plain_options(CallOptions(timeout))
 
     def invalid(message: str) -> InvalidParameterError:
         return _invalid(message, nodename, servicename)
 
     checked = _seconds("timeout", timeout, invalid)
     source, source_family = _source(source_address, invalid)
-    return CallOptions(
-        None if checked == math.inf else checked,
-        source,
-        source_family,
-        _socket_options(socket_options, invalid),
-        https,
-        tls,
-    )
+    seconds = None if checked == math.inf else checked
+    options = _socket_options(socket_options, invalid)
+    if plain:
+        last = _plain_options
+        if last.timeout == seconds and last.socket_options == options:
+            return last
+        return _remember_plain_options(CallOptions(seconds, socket_options=options))
+    return CallOptions(seconds, source, source_family, options, https, tls)
 
 
-def _remember_timeout_options(timeout: float) -> CallOptions:
-    """The options of a call that gives only ``timeout``, remembered for the next call:
-    clients pass the same timeout call after call, and a frozen dataclass costs about
-    as much to build as the rest of the checks together."""
-    global _timeout_options  # noqa: PLW0603 (one object, replaced in one step)
-    _timeout_options = CallOptions(timeout)
-    return _timeout_options
+def _remember_plain_options(options: CallOptions) -> CallOptions:
+    """``options`` (a timeout and socket options, nothing else), remembered for the next
+    call: clients pass the same ones call after call (urllib3 its ``TCP_NODELAY``), and
+    a frozen dataclass costs about as much to build as the checks themselves."""
+    global _plain_options  # noqa: PLW0603 (one object, replaced in one step)
+    _plain_options = options
+    return options
 
 
-#: The options of the last call that gave a timeout and nothing else (a float: the
-#: cache holds nothing alive).
-_timeout_options: CallOptions = NO_CALL_OPTIONS
+#: The options of the last call that gave a timeout and socket options only (numbers
+#: and bytes: the cache holds nothing alive).
+_plain_options: CallOptions = NO_CALL_OPTIONS
 
 
 def check_tls(
