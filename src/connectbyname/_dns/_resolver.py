@@ -41,8 +41,8 @@ import re
 import socket
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from ipaddress import IPv6Network
+from typing import NamedTuple
 
 from .._errors import NameResolutionError
 from .._info import Candidate
@@ -62,8 +62,9 @@ _WRITABLE = 4
 NEGATIVE_TTL_WITHOUT_SOA = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+# A named tuple rather than a frozen dataclass: one is made per answer, and a frozen
+# dataclass built with keywords costs several times as much.
+class Reply(NamedTuple):
     """What one question came to, as the cache keeps it: the addresses (or services)
     and how long they hold, or a failure kind (`_config.Outcome`) and rcode (with the
     addresses a failed reply carried anyway, which count only if the name is answered
@@ -80,6 +81,16 @@ class Reply:
 
 
 _CACHE: TTLCache[Reply] = TTLCache()
+
+# `_config.Outcome`'s members that every query meets, as globals: on Python 3.11
+# reading an enum's member through its class goes through the metaclass's
+# ``__getattr__`` hook, several times the cost of a global (see `_info.CONNECTED`).
+_SUCCESS = _config.Outcome.SUCCESS
+_NODATA = _config.Outcome.NODATA
+_NXDOMAIN = _config.Outcome.NXDOMAIN
+_OTHER = _config.Outcome.OTHER
+_TIMEOUT = _config.Outcome.TIMEOUT
+_CONNREFUSED = _config.Outcome.CONNREFUSED
 
 
 def clear_cache() -> None:
@@ -173,7 +184,7 @@ class Exchange:
         self._tcp: _TCPState | None = None
         # How the exchange ends if no server answers: with no send at all (attempts:0)
         # it is as if every server refused at once.
-        self._failure = _config.Outcome.TIMEOUT if self._schedule else _config.Outcome.CONNREFUSED
+        self._failure = _TIMEOUT if self._schedule else _CONNREFUSED
         self._rcode = _wire.NOERROR
         self.reply: Reply | None = None
 
@@ -497,8 +508,8 @@ class _AForAAAA(Exchange):
 
     def _drop_records(self) -> None:
         reply = self.reply
-        if reply is not None and reply.outcome is _config.Outcome.SUCCESS:
-            self.reply = Reply(_config.Outcome.NODATA, reply.rcode, ttl=reply.ttl)
+        if reply is not None and reply.outcome is _SUCCESS:
+            self.reply = Reply(_NODATA, reply.rcode, ttl=reply.ttl)
 
 
 class _TCPState:
@@ -545,7 +556,7 @@ def _reply(message: _wire.Message, name: str, rtype: int) -> Reply:
         # As for addresses: only a NOERROR reply answers.
         if (found.services or found.aliases) and message.rcode == _wire.NOERROR:
             return Reply(
-                _config.Outcome.SUCCESS,
+                _SUCCESS,
                 message.rcode,
                 services=found.services or found.aliases,
                 ttl=found.ttl or 0,
@@ -555,7 +566,7 @@ def _reply(message: _wire.Message, name: str, rtype: int) -> Reply:
         answer = _wire.addresses(message, name, rtype)
         if answer.addresses and message.rcode == _wire.NOERROR:
             return Reply(
-                _config.Outcome.SUCCESS,
+                _SUCCESS,
                 message.rcode,
                 addresses=answer.addresses,
                 ttl=answer.ttl or 0,
@@ -567,13 +578,13 @@ def _reply(message: _wire.Message, name: str, rtype: int) -> Reply:
     if message.answers and message.rcode == _wire.NOERROR:
         # Records, but none of this type for the name: glibc's "success" for the walk
         # (either reply NOERROR with answers), with no address from this one.
-        outcome = _config.Outcome.SUCCESS
+        outcome = _SUCCESS
     elif message.rcode == _wire.NXDOMAIN:
-        outcome = _config.Outcome.NXDOMAIN
+        outcome = _NXDOMAIN
     elif message.rcode == _wire.NOERROR:
-        outcome = _config.Outcome.NODATA
+        outcome = _NODATA
     else:
-        outcome = _config.Outcome.OTHER
+        outcome = _OTHER
     ttl = _wire.negative_ttl(message)
     return Reply(
         outcome,
@@ -884,7 +895,7 @@ class Resolution:
                 self._done_order.append(rtype)
         address_types = [t for t in self._done_order if t in _ADDRESS_TYPES]
         replies = [exchanges[t].reply for t in address_types]
-        if any(r is not None and r.outcome is _config.Outcome.SUCCESS for r in replies):
+        if any(r is not None and r.outcome is _SUCCESS for r in replies):
             # This name is the one (glibc: either reply with answers); each family's
             # answer goes to the race as it comes.
             for family, lookup in self.lookups.items():
@@ -904,7 +915,7 @@ class Resolution:
         if any(e.reply is None for t, e in exchanges.items() if t in _ADDRESS_TYPES):
             return  # still waiting for an address type at this name
         outcome = _combined(replies)
-        if outcome is _config.Outcome.NODATA and _wire.HTTPS in exchanges:
+        if outcome is _NODATA and _wire.HTTPS in exchanges:
             # The name is there without addresses: its HTTPS record may be an alias
             # (RFC 9460 section 2.4.2; the usual case at a zone's apex) or name
             # another target. It decides before the walk moves on.
