@@ -446,10 +446,7 @@ def check_call(
         if timeout is None:
             return NO_CALL_OPTIONS
         if type(timeout) is float and 0 < timeout < math.inf:
-            last = _plain_options
-            if last.timeout == timeout and not last.socket_options:
-                return last
-            return _remember_plain_options(CallOptions(timeout))
+            return _plain_call(timeout, ())
 
     def invalid(message: str) -> InvalidParameterError:
         return _invalid(message, nodename, servicename)
@@ -459,20 +456,22 @@ def check_call(
     seconds = None if checked == math.inf else checked
     options = _socket_options(socket_options, invalid)
     if plain:
-        last = _plain_options
-        if last.timeout == seconds and last.socket_options == options:
-            return last
-        return _remember_plain_options(CallOptions(seconds, socket_options=options))
+        return _plain_call(seconds, options)
     return CallOptions(seconds, source, source_family, options, https, tls)
 
 
-def _remember_plain_options(options: CallOptions) -> CallOptions:
-    """``options`` (a timeout and socket options, nothing else), remembered for the next
-    call: clients pass the same ones call after call (urllib3 its ``TCP_NODELAY``), and
-    a frozen dataclass costs about as much to build as the checks themselves."""
+def _plain_call(timeout: float | None, socket_options: tuple[SocketOption, ...]) -> CallOptions:
+    """The options of a call with these (checked) ``timeout`` and ``socket_options`` and
+    nothing else: the last call's, when they are equal, else new ones, remembered for
+    the next call. Clients pass the same ones call after call (urllib3 its
+    ``TCP_NODELAY``), and a frozen dataclass costs about as much to build as the checks
+    themselves."""
     global _plain_options  # noqa: PLW0603 (one object, replaced in one step)
-    _plain_options = options
-    return options
+    last = _plain_options
+    if last.timeout == timeout and last.socket_options == socket_options:
+        return last
+    _plain_options = CallOptions(timeout, socket_options=socket_options)
+    return _plain_options
 
 
 #: The options of the last call that gave a timeout and socket options only (numbers

@@ -888,9 +888,6 @@ def _start_attempt(
             if code in STILL_CONNECTING:
                 return sock.fileno(), WRITABLE
         if code in (0, errno.EISCONN):
-            if call.tls is None:
-                planner.attempt_connected(clock(), attempt)
-                return None
             return _tcp_connected(planner, call.tls, table, attempt, now=clock())
         error = OSError(code, os.strerror(code))
     except InvalidParameterError:
