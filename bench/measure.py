@@ -424,7 +424,7 @@ def run_rows(bench: Bench, specs: Sequence[RowSpec]) -> None:
                 results[index, adapted].append(spec.sample(adapted))
     for index, spec in enumerate(specs):
         if index in errors:
-            row = {"client": spec.label or label(spec.key), "key": spec.key}
+            row: dict[str, object] = {"client": spec.label or label(spec.key), "key": spec.key}
             if spec.param is not None:
                 row["param"] = spec.param
             row["unavailable"] = errors[index]
@@ -1479,12 +1479,14 @@ def bench_concurrent(plan: Plan, lab: dict[str, Any]) -> Bench:
         {"requests": count},
     )
     print(f"\n{bench.title}")
+
+    def sample(key: str) -> Callable[[bool], Sample]:
+        return lambda adapted: concurrent_time(key, adapted, f"http://{names()}:{port}/", count)
+
     specs = [
         RowSpec(
             key,
-            lambda adapted, key=key: concurrent_time(
-                key, adapted, f"http://{names()}:{port}/", count
-            ),
+            sample(key),
             plan.n(2, 1),
             plan.n(2, 1),
             targets=[ratio_at_most(1.05, "ratio <= 1.05")],
@@ -1570,10 +1572,14 @@ def bench_threads(plan: Plan, lab: dict[str, Any]) -> Bench:
     print(f"\n{bench.title}")
     _count_thread_starts()
     names, port = Names.of(lab["names"]), lab["http_port"]
+
+    def sample(key: str) -> Callable[[bool], Sample]:
+        return lambda adapted: threads_started(key, adapted, names, port, count)
+
     specs = [
         RowSpec(
             key,
-            lambda adapted, key=key: threads_started(key, adapted, names, port, count),
+            sample(key),
             plan.n(3, 2),
             plan.n(3, 2),
             targets=[adapted_every(0.0, "adapted: 0 threads, every sample")],

@@ -87,7 +87,9 @@ class _Urllib3:
         }
         self._injected = adapted and injected
         if adapted and not injected:
-            self._pool = cbn_urllib3.PoolManager(attempt_delay=ATTEMPT_DELAY, **options)
+            self._pool: urllib3.PoolManager = cbn_urllib3.PoolManager(
+                attempt_delay=ATTEMPT_DELAY, **options
+            )
         else:
             if self._injected:
                 cbn_urllib3.inject_into_urllib3(attempt_delay=ATTEMPT_DELAY)

@@ -84,8 +84,9 @@ UNSAFE = {
     threading.Condition.__exit__.__code__,
     socket.SocketIO.close.__code__,
     socket.socket.close.__code__,
-    socket.socket._decref_socketios.__code__,
-    socket.socket._real_close.__code__,
+    # Private, so not in typeshed.
+    vars(socket.socket)["_decref_socketios"].__code__,
+    vars(socket.socket)["_real_close"].__code__,
 }
 #: The import system's frames: a module imported on first use (an encoding, say) is
 #: the import system's to read and close.

@@ -21,7 +21,7 @@ import itertools
 import math
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,7 @@ from connectbyname._parse import (
     parse_target,
 )
 from connectbyname._plan import Connected, Failed, Planner, Start
-from connectbyname._race import READABLE, Events, Net, Table, _vetted_ranking
+from connectbyname._race import READABLE, Events, Net, _vetted_ranking
 from connectbyname._resolve import Lookup, lookup_families
 
 V6 = socket.AF_INET6
@@ -138,7 +138,7 @@ class Scenario:
 
 
 class _GlobalSource(dict[Candidate, str]):
-    def get(self, candidate: Candidate, default: object = None) -> str:  # type: ignore[override]
+    def get(self, candidate: Candidate, default: object = None) -> str:
         return "2001:db8:ffff::1" if candidate.family == V6 else "192.0.2.250"
 
 
@@ -292,10 +292,14 @@ class FakeNet(Net):
     def rank(self, candidate: Candidate) -> tuple[int, ...]:
         # Every address reachable from a global source of its family: RFC 6724 then
         # puts IPv6 first, and asks no kernel about the table's addresses.
-        return _sort.rank(candidate, _GLOBAL_SOURCE.get)  # type: ignore[arg-type]
+        return _sort.rank(candidate, _GLOBAL_SOURCE.get)
 
     def socket(
-        self, table: Table, key: int, family: socket.AddressFamily, kind: int = socket.SOCK_STREAM
+        self,
+        table: MutableMapping[int, socket.socket],
+        key: int,
+        family: socket.AddressFamily,
+        kind: int = socket.SOCK_STREAM,
     ) -> Any:
         if not self.world.scenario.sockets:
             raise OSError(errno.EMFILE, "Too many open files")

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import anyio
 import pytest
@@ -90,7 +91,7 @@ class DNSServer:
         self.close()
 
     def _serve(self) -> None:
-        pending: list[tuple[float, int, bytes, object]] = []  # (due, seq, wire, client)
+        pending: list[tuple[float, int, bytes, tuple[Any, ...]]] = []  # (due, seq, wire, client)
         seq = 0
         while True:
             wait = max(0.0, pending[0][0] - time.monotonic()) if pending else None

@@ -679,7 +679,11 @@ def test_an_int_option_then_the_same_as_a_float_the_float_is_refused() -> None:
         with connect_by_name("127.0.0.1", port, socket_options=((*keepalive, 1),)) as conn:
             assert conn.socket.getsockopt(*keepalive) == 1
         with pytest.raises(InvalidParameterError, match="socket option"):
-            connect_by_name("127.0.0.1", port, socket_options=((*keepalive, 1.0),))
+            connect_by_name(
+                "127.0.0.1",
+                port,
+                socket_options=((*keepalive, 1.0),),  # type: ignore[arg-type]  # a float on purpose
+            )
         with connect_by_name("127.0.0.1", port, socket_options=((*keepalive, 1),)) as conn:
             assert conn.socket.getsockopt(*keepalive) == 1
         assert accepted(server) == 2
@@ -832,7 +836,9 @@ def test_an_unexpected_error_in_the_async_race_comes_out_as_itself(backend: str)
     """As from the sync driver: not wrapped in an ExceptionGroup by the task group."""
 
     class Broken(Net):
-        def socket(self, table: Any, key: int, family: socket.AddressFamily) -> socket.socket:
+        def socket(
+            self, table: Any, key: int, family: socket.AddressFamily, kind: int = socket.SOCK_STREAM
+        ) -> socket.socket:
             raise RuntimeError("a bug below the race")
 
     async def main() -> None:
@@ -957,6 +963,6 @@ def test_connect_by_name_error_is_the_base_of_every_error_here() -> None:
         TimedOutError,
     ):
         assert issubclass(cls, ConnectByNameError)
-    for cls in DENIAL_CLASSES.values():
-        assert issubclass(cls, PolicyDenial)
+    for denial in DENIAL_CLASSES.values():
+        assert issubclass(denial, PolicyDenial)
     assert issubclass(cbn_requests.ConnectByNameAddressDeniedError, requests.RequestException)

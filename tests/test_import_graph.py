@@ -57,8 +57,8 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
 
     def visit(node: ast.AST, top: bool) -> None:
         if isinstance(node, ast.If) and _is_type_checking(node):
-            for child in node.orelse:
-                visit(child, top)
+            for statement in node.orelse:
+                visit(statement, top)
             return
         if isinstance(node, ast.Import):
             found.extend((alias.name, top) for alias in node.names)

@@ -16,6 +16,7 @@ file costs two Python starts.
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 import time
@@ -95,8 +96,8 @@ async def _async_cases(port: int, names: list[list[Any]], url: str) -> dict[str,
         await anyio.sleep(0.05)
         for name, family in names:
             results[f"{name}/{family}"] = await _atimed(
-                lambda name=name, family=family: connectbyname.aconnect_by_name(
-                    name, port, timeout=TIMEOUT, family=family
+                functools.partial(
+                    connectbyname.aconnect_by_name, name, port, timeout=TIMEOUT, family=family
                 )
             )
         async with httpx.AsyncClient(transport=AsyncConnectByNameTransport()) as client:
@@ -121,8 +122,8 @@ def through_everything(port: int, names: list[list[Any]], url: str) -> dict[str,
     results: dict[str, Any] = {}
     for name, family in names:
         results[f"sync {name}/{family}"] = _timed(
-            lambda name=name, family=family: connectbyname.connect_by_name(
-                name, port, timeout=TIMEOUT, family=family
+            functools.partial(
+                connectbyname.connect_by_name, name, port, timeout=TIMEOUT, family=family
             )
         )
     for backend in ("asyncio", "trio"):

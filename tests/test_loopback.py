@@ -426,7 +426,7 @@ def test_servers_return_fds_to_baseline(server_ssl_context: ssl.SSLContext) -> N
     baseline = open_fds()
     with no_fd_leak():
         for kind in ("blackholed-v6", "refused-v6", "blackholed-v4", "refused-v4"):
-            with dual_stack(kind, ssl_context=server_ssl_context):  # type: ignore[arg-type]
+            with dual_stack(kind, ssl_context=server_ssl_context):
                 pass
         with ProxyServer(), HTTPServer() as server:
             socket.create_connection(("127.0.0.1", server.port)).close()

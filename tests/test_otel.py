@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
 import connectbyname
 from connectbyname import otel
@@ -85,9 +85,12 @@ def tls_server(server_ssl_context: ssl.SSLContext) -> Iterator[HTTPServer]:
 
 def child_of(span: ReadableSpan, parent: ReadableSpan) -> bool:
     assert span.parent is not None, f"{span.name} has no parent"
+    # The SDK leaves ReadableSpan.context unannotated.
+    context: SpanContext = span.context
+    parent_context: SpanContext = parent.context
     return (
-        span.parent.span_id == parent.context.span_id
-        and span.context.trace_id == parent.context.trace_id
+        span.parent.span_id == parent_context.span_id
+        and context.trace_id == parent_context.trace_id
     )
 
 
@@ -255,12 +258,13 @@ def test_a_span_that_does_not_record_costs_no_events(
     exporter = InMemorySpanExporter()
     provider = TracerProvider(sampler=ALWAYS_OFF)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    for instrumented in (
+    instrumentations: tuple[Callable[[], None], ...] = (
         lambda: otel.instrument(provider),
         lambda: otel.instrument(trace.NoOpTracerProvider()),
         # No global provider set: the proxy's spans do not record either.
         otel.instrument,
-    ):
+    )
+    for instrumented in instrumentations:
         instrumented()
         try:
             with connectbyname.connect_by_name("127.0.0.1", http_server.port, timeout=5):

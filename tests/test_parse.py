@@ -255,7 +255,8 @@ def test_connect_refuses_bad_input_before_any_resolution() -> None:
         calls.append(args)
         return []
 
-    for bad in [{"nodename": None}, {"servicename": 0}, {"timeout": -1}]:
+    bad_inputs: list[dict[str, object]] = [{"nodename": None}, {"servicename": 0}, {"timeout": -1}]
+    for bad in bad_inputs:
         kwargs: dict[str, Any] = {"nodename": "example.test", "servicename": 80}
         kwargs.update(bad)
         with pytest.raises(InvalidParameterError):

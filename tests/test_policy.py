@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -153,7 +154,7 @@ def test_the_most_specific_deny_entry_decides() -> None:
 
 # The forms an IPv6 address carries an IPv4 address in, and whether PUBLIC_ONLY refuses
 # the form itself whatever it carries.
-FORMS = {
+FORMS: dict[str, tuple[Callable[[int], int], bool]] = {
     "mapped": (lambda v: (0xFFFF << 32) | v, False),
     "compatible": (lambda v: v, False),
     "translated": (lambda v: (0xFFFF << 48) | v, False),

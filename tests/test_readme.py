@@ -231,7 +231,7 @@ def test_the_example_runs(example: Example, tmp_path: Path) -> None:
     try:
         result = run_example(example, tmp_path)
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{example.where}: the example still ran after {TIMEOUT} s:\n{exc.stderr}")
+        pytest.fail(f"{example.where}: the example still ran after {TIMEOUT} s:\n{exc.stderr!r}")
     assert result.returncode == 0, (
         f"{example.where}: the example failed (exit status {result.returncode}):\n"
         f"{result.stderr}{result.stdout}"

@@ -227,4 +227,4 @@ def test_two_hundred_threads_share_one_session_and_one_pool() -> None:
 def test_hostile_input_through_an_adapter_is_refused_at_once() -> None:
     for bad in ({"attempt_delay": float("nan")}, {"family": "inet"}, {"resolution_delay": -1}):
         with pytest.raises(InvalidParameterError):
-            Session(**bad)  # type: ignore[arg-type]
+            Session(**bad)

@@ -70,7 +70,11 @@ def tls_scenario(ca: trustme.CA) -> Iterator[tuple[DualStack, list[str]]]:
     sni: list[str] = []
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ca.issue_cert("example.test").configure_cert(context)
-    context.sni_callback = lambda _sock, name, _ctx: sni.append(str(name)) and None
+
+    def record_sni(_sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
+        sni.append(str(name))
+
+    context.sni_callback = record_sni
     with dual_stack("blackholed-v6", ssl_context=context) as scenario:
         yield scenario, sni
 
@@ -255,7 +259,10 @@ def test_inject_into_urllib3_with_plain_requests_get(
     assert_no_fd_leak: None, fake_dns: Any, blackholed_v6: DualStack
 ) -> None:
     fake_dns({"example.test": blackholed_v6.addresses})
-    pools = (urllib3.connectionpool.HTTPConnectionPool, urllib3.connectionpool.HTTPSConnectionPool)
+    pools: tuple[type[urllib3.connectionpool.HTTPConnectionPool], ...] = (
+        urllib3.connectionpool.HTTPConnectionPool,
+        urllib3.connectionpool.HTTPSConnectionPool,
+    )
     before = [pool.ConnectionCls for pool in pools]
     cbn_urllib3.inject_into_urllib3(attempt_delay=0.1)
     try:

@@ -12,11 +12,13 @@ import socket
 import pytest
 
 from connectbyname import AttemptFinished, AttemptStarted, ConnectFinished, EventListener, Outcome
+from connectbyname._info import Candidate
 
 from .scenarios import (
     HANG,
     V4,
     V6,
+    Answer,
     Scenario,
     connects,
     refused,
@@ -39,7 +41,9 @@ A, AB, R, U, T, S, D = (
 )
 
 
-def both(v6s: list, v4s: list, at6: float = 0.0, at4: float = 0.0) -> dict:
+def both(
+    v6s: list[Candidate], v4s: list[Candidate], at6: float = 0.0, at4: float = 0.0
+) -> dict[int, Answer]:
     return {V6: (at6, v6s), V4: (at4, v4s)}
 
 

@@ -246,10 +246,11 @@ def test_client_certificates_are_presented(
     url = f"https://{NAME}:{client_cert_server.port}/"
     resolver = StaticResolver({NAME: ["127.0.0.1"]})
     cert_file, key_file = client_cert_files
-    options: dict[str, Any] = {
+    by_client: dict[str, dict[str, Any]] = {
         "urllib3": {"cert_file": cert_file, "key_file": key_file},
         "requests": {"cert": (cert_file, key_file)},
-    }.get(client, {"cert": (cert_file, key_file)})
+    }
+    options = by_client.get(client, {"cert": (cert_file, key_file)})
     status, body, _ = CLIENTS[client](url, resolver=resolver, verify=ca_bundle_path, **options)
     assert status == 200
     assert body == HELLO_BODY
@@ -389,7 +390,7 @@ def test_urllib3_http2_injected_races_tls_and_reports_the_connection(
     import urllib3.http2
 
     # A module up to urllib3 2.2, a package from 2.3 on.
-    HTTP2Connection = getattr(urllib3.http2, "HTTP2Connection", None)
+    HTTP2Connection: Any = getattr(urllib3.http2, "HTTP2Connection", None)
     if HTTP2Connection is None:
         from urllib3.http2.connection import HTTP2Connection
 

@@ -7,7 +7,7 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import trustme
@@ -77,7 +77,11 @@ def tls_scenario(name_only_cert: trustme.LeafCert) -> Iterator[tuple[DualStack, 
     sni: list[str] = []
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     name_only_cert.configure_cert(context)
-    context.sni_callback = lambda _sock, name, _ctx: sni.append(str(name)) and None
+
+    def record_sni(_sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
+        sni.append(str(name))
+
+    context.sni_callback = record_sni
     with dual_stack("blackholed-v6", ssl_context=context) as scenario:
         yield scenario, sni
 
@@ -365,7 +369,8 @@ def test_engine_options_are_part_of_the_pool_key(assert_no_fd_leak: None) -> Non
         assert slower.conn_kw["connectbyname_options"].attempt_delay == 1
         assert slower.conn_kw["connectbyname_options"].resolver is resolver
         assert ipv4.conn_kw["connectbyname_options"].family == 2
-        key = next(iter(http.pools.keys()))
+        # urllib3 types its pools' keys as its PoolKey; this manager's have one more field.
+        key = cast(Any, next(iter(http.pools.keys())))
         assert key.key_connectbyname_options.resolver is resolver
         assert key.key_host == "example.test"
     # urllib3's process-wide dicts are untouched.
