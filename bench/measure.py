@@ -1240,6 +1240,78 @@ def bench_events(plan: Plan, lab: dict[str, Any]) -> list[Bench]:
     return [bench, cpu_bench]
 
 
+# --------------------------------------------------------------------------- by name
+
+
+def name_connect_rate(adapted: bool, name: str, port: int, count: int, cpu: list[float]) -> Sample:
+    """``count`` connects by name (connect_by_name, or socket.create_connection, which
+    asks glibc's getaddrinfo), each closed at once; the process's CPU time per connect
+    (microseconds) is appended to ``cpu``."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for _ in range(count):
+        if adapted:
+            connect_by_name(name, port, timeout=3.0).close()
+        else:
+            socket.create_connection((name, port), timeout=3.0).close()
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    cpu.append(cpu_seconds / count * 1e6)
+    return Sample(count / seconds)
+
+
+def bench_name_connect(plan: Plan, lab: dict[str, Any]) -> list[Bench]:
+    """What the TTL-0 request rows rest on, without a client around it: connects by
+    name through the lab's DNS server, the engine's own resolver against glibc's, the
+    rate and the CPU time per connect from the same batches."""
+    connects = plan.n(100, 50)
+    sink, ttl = lab["sink_port"], lab.get("ttl")
+    name = Names.of(lab["names"])()
+    note = (
+        f"Batches of {connects} connects by name, each closed at once, to a sink in "
+        f"another process: happyN.bench.test (one fresh name for the whole benchmark: A "
+        f"127.0.0.1, no AAAA; TTL {ttl}, the negative answer's too, so that every connect "
+        "asks the lab's DNS server, in its own process, for A and AAAA on both sides); "
+        "engine (connect_by_name, timeout 3 s, its own resolver) vs "
+        "socket.create_connection (timeout 3 s: glibc's getaddrinfo, then one connect); "
+        "batches alternate, one warm-up batch each, not counted."
+    )
+    bench = Bench(
+        "connect_rate_name_ttl0",
+        "connects/s, by name, TTL 0",
+        "Connects per second by name through the DNS server, TTL 0 (every connect asks "
+        "the server): the engine and its resolver against glibc and create_connection",
+        "/s",
+        note,
+        {"connects_per_sample": connects},
+    )
+    cpu_bench = Bench(
+        "connect_cpu_name_ttl0",
+        "CPU/connect, by name, TTL 0",
+        "CPU time per connect by name, TTL 0 (this process's user + system), the same batches",
+        "us",
+        "The batches of the benchmark above, timed with time.process_time: what a connect "
+        "by name costs this process (the DNS server's work is in its own process, the "
+        "same for both sides). Ratio: the median of back-to-back pairs' ratios (lower is "
+        "better here). " + note,
+        {"connects_per_sample": connects},
+    )
+    cpu: dict[bool, list[float]] = {False: [], True: []}
+    print(f"\n{bench.title}")
+    warm: list[float] = []
+    name_connect_rate(False, name, sink, connects, warm)
+    name_connect_rate(True, name, sink, connects, warm)
+    spec = RowSpec(
+        ENGINE,
+        lambda adapted: name_connect_rate(adapted, name, sink, connects, cpu[adapted]),
+        plan.n(31, 9),
+        plan.n(31, 9),
+    )
+    run_rows(bench, [spec])
+    print(f"\n{cpu_bench.title}")
+    sides = [[Sample(v) for v in cpu[adapted]] for adapted in (False, True)]
+    cpu_bench.rows.append(make_row(cpu_bench, RowSpec(ENGINE, None, 0, 0), *sides))
+    return [bench, cpu_bench]
+
+
 #: The request-rate benchmarks: (URL kind, keep-alive?, requests per sample (full,
 #: quick), sync target, async target, short, title).
 _RATES: dict[str, tuple[str, bool, tuple[int, int], float, float, str, str]] = {
@@ -1600,6 +1672,8 @@ def run_bench(bench_id: str, quick: bool, lab: dict[str, Any]) -> list[dict[str,
     plan = Plan(quick)
     if bench_id == "connect_rate_events":
         return [bench.to_json() for bench in bench_events(plan, lab)]
+    if bench_id == "connect_rate_name_ttl0":
+        return [bench.to_json() for bench in bench_name_connect(plan, lab)]
     builders: dict[str, Callable[[Plan, dict[str, Any]], Bench]] = {
         "first_response_blackholed_v6": bench_first_response,
         "first_response_tls_mute_v6": bench_tls_mute,
@@ -1622,7 +1696,10 @@ def run_bench(bench_id: str, quick: bool, lab: dict[str, Any]) -> list[dict[str,
 
 
 #: Benchmarks that come out of another's batches: asking for either runs the first.
-MEASURED_WITH = {"connect_cpu_events": "connect_rate_events"}
+MEASURED_WITH = {
+    "connect_cpu_events": "connect_rate_events",
+    "connect_cpu_name_ttl0": "connect_rate_name_ttl0",
+}
 
 
 # --------------------------------------------------------------------------- format

@@ -93,6 +93,8 @@ ORDER = (
     "connect_cpu_events",
     "request_rate_new_connection_ttl300",
     "request_rate_new_connection_ttl0",
+    "connect_rate_name_ttl0",
+    "connect_cpu_name_ttl0",
     "request_rate_new_connection_literal",
     "request_rate_new_connection_localhost",
     "request_rate_new_connection_https",
@@ -532,7 +534,11 @@ def lab_happy(ttl: int, quick: bool, wanted: set[str]) -> Iterator[dict[str, Any
             "concurrent_500",
         ]
     else:
-        bench_ids = ["request_rate_new_connection_ttl0", "threads_per_connection"]
+        bench_ids = [
+            "request_rate_new_connection_ttl0",
+            "connect_rate_name_ttl0",
+            "threads_per_connection",
+        ]
     bench_ids = [b for b in bench_ids if b in wanted]
     if not bench_ids:
         return
