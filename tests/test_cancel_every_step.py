@@ -61,14 +61,12 @@ import gc
 import os
 import socket
 import ssl
-import subprocess
 import sys
 import threading
 import time
 import types
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
-from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -78,6 +76,8 @@ import trustme
 from connectbyname import AsyncConnection, _resolve, aconnect_by_name
 from connectbyname.adapters.httpx import AsyncConnectByNameTransport
 from connectbyname.testing import Blackhole, StaticResolver, refused_port
+
+from .test_interrupt import http_server_elsewhere as server_elsewhere
 
 pytestmark = pytest.mark.slow
 
@@ -359,35 +359,6 @@ def loopback_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         yield World(served, port, resolver, pool)
 
 
-@contextlib.contextmanager
-def server_elsewhere(cert: trustme.LeafCert | None, folder: Path) -> Iterator[int]:
-    """An HTTP server (HTTPS with ``cert``) on 127.0.0.1 in a child process; its port."""
-    context = "None"
-    if cert is not None:
-        pem = folder / "server.pem"
-        cert.private_key_and_cert_chain_pem.write_to_path(str(pem))
-        context = f"ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); context.load_cert_chain({str(pem)!r})"
-    script = (
-        "import ssl, sys\n"
-        "from connectbyname.testing import HTTPServer\n"
-        f"context = {context}\n"
-        "with HTTPServer('127.0.0.1', 0, context) as server:\n"
-        "    print(server.port, flush=True)\n"
-        "    sys.stdin.read()\n"
-    )
-    with subprocess.Popen(
-        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    ) as child:
-        assert child.stdin is not None
-        assert child.stdout is not None
-        try:
-            yield int(child.stdout.readline())
-        finally:
-            child.stdin.close()
-            child.stdout.close()
-            child.wait(10)
-
-
 @pytest.fixture(scope="module")
 def web(
     server_cert: trustme.LeafCert, tmp_path_factory: pytest.TempPathFactory
@@ -464,6 +435,21 @@ FEWEST_POINTS = {
 }
 
 
+def scenario_of(kind: str, world: World, web: dict[str, int], context: ssl.SSLContext) -> Scenario:
+    """The call of scenario ``kind`` (one of `SCENARIOS`), on either event loop."""
+    if kind == "literal":
+        return connect(world, "127.0.0.1")
+    if kind == "refused ::1, then working":
+        return connect(world, "refused-v6.test", resolver=world.resolver)
+    if kind == "blackholed, then working":
+        return connect(world, "blackholed.test", resolver=world.resolver, attempt_delay=0.01)
+    if kind == "TLS":
+        names = StaticResolver({NAME: ["127.0.0.1"]}, record_calls=False)
+        return connect(world, NAME, web["https"], resolver=names, ssl_context=context)
+    scheme = "https" if kind == "httpx, TLS" else "http"
+    return httpx_get(world, f"{scheme}://{NAME}:{web[scheme]}/", context)
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("kind", SCENARIOS)
 def test_a_cancellation_at_every_step_leaks_nothing(
@@ -476,24 +462,7 @@ def test_a_cancellation_at_every_step_leaks_nothing(
     # The servers are the module's, set up ahead of the check that each test closes
     # what it opened: every test asks for them.
     with loopback_world(monkeypatch) as world:
-        scenario: Scenario
-        if kind == "literal":
-            scenario = connect(world, "127.0.0.1")
-        elif kind == "refused ::1, then working":
-            scenario = connect(world, "refused-v6.test", resolver=world.resolver)
-        elif kind == "blackholed, then working":
-            scenario = connect(
-                world, "blackholed.test", resolver=world.resolver, attempt_delay=0.01
-            )
-        elif kind == "TLS":
-            names = StaticResolver({NAME: ["127.0.0.1"]}, record_calls=False)
-            scenario = connect(
-                world, NAME, web["https"], resolver=names, ssl_context=client_ssl_context
-            )
-        else:
-            scheme = "https" if kind == "httpx, TLS" else "http"
-            url = f"{scheme}://{NAME}:{web[scheme]}/"
-            scenario = httpx_get(world, url, client_ssl_context)
+        scenario = scenario_of(kind, world, web, client_ssl_context)
         walk = walk_every_step(scenario, mode, monkeypatch)
     print(kind, mode, walk)  # shown if the test fails
     assert walk.problems == []
