@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -49,6 +50,8 @@ from connectbyname.adapters import httpx as cbn_httpx
 from connectbyname.adapters import requests as cbn_requests
 from connectbyname.adapters import urllib3 as cbn_urllib3
 from connectbyname.testing import Blackhole, StaticResolver, refused_port
+
+from .test_cancel_every_step import loopback_world, scenario_of, walk_every_step
 
 BACKENDS = ["asyncio", "trio"]
 # Margins for a loaded 2-core machine.
@@ -966,3 +969,20 @@ def test_connect_by_name_error_is_the_base_of_every_error_here() -> None:
     for denial in DENIAL_CLASSES.values():
         assert issubclass(denial, PolicyDenial)
     assert issubclass(cbn_requests.ConnectByNameAddressDeniedError, requests.RequestException)
+
+
+def test_a_cancel_in_the_loop_iteration_of_the_race_end_is_not_swallowed(
+    monkeypatch: pytest.MonkeyPatch, client_ssl_context: ssl.SSLContext
+) -> None:
+    """anyio before 4.16 (its #1214) folds a Task.cancel() that lands in the loop
+    iteration of a task group's own cancellation into it, and swallows both: the race's
+    group, cancelled as the race ends, would hand a connection to a cancelled task. Here,
+    not marked slow, so that the version matrix runs it at anyio's floor too: the
+    blackholed-then-working call of test_cancel_every_step.py, cancelled as it wakes at
+    each of its steps in turn (the end of the race among them)."""
+    with loopback_world(monkeypatch) as world:
+        scenario = scenario_of("blackholed, then working", world, {}, client_ssl_context)
+        walk = walk_every_step(scenario, "as it wakes", monkeypatch)
+    print(walk)  # shown if the test fails
+    assert walk.problems == []
+    assert walk.outcomes.get("cancelled", 0) >= 4

@@ -310,6 +310,14 @@ class AnyioPoller:
         self._wake_from_thread = None
 
 
+def _asyncio_task() -> asyncio.Task[Any] | None:
+    """The asyncio task running this call; ``None`` on trio."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no asyncio event loop in this thread
+        return None
+
+
 def _thread_waker(wake: Callable[[], None]) -> Callable[[], None]:
     """A function that calls ``wake`` in the running event loop from any thread, without
     waiting for it (a lookup thread must never block on an event loop), and does
@@ -416,6 +424,8 @@ async def adrive(
     connection: Connection | None = None
     failure: Exception | None = None
     loop = None
+    host = _asyncio_task()
+    requested = 0 if host is None else host.cancelling()
     try:
         async with anyio.create_task_group() as group:
             poller = poller_class(group)
@@ -451,6 +461,12 @@ async def adrive(
                 # The traceback keeps this frame, which would keep the error: a cycle.
                 failure = None
         assert connection is not None
+        if host is not None and host.cancelling() > requested:
+            # A Task.cancel() came and was never delivered: anyio before 4.16 (its
+            # #1214) folds one that lands in the loop iteration of the task group's own
+            # cancellation into it, and swallows both. Returned, the connection would
+            # reach a cancelled task (and asyncio.timeout would not fire): closed below.
+            raise asyncio.CancelledError
         # asyncio sets TCP_NODELAY on every TCP transport; trio does not: set it here
         # so that both backends give the same stream (as anyio.connect_tcp).
         connection.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
