@@ -190,7 +190,7 @@ class Walk:
     problems: list[str] = dataclasses.field(default_factory=list)
 
 
-def _open_fds() -> set[str]:
+def open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
 
@@ -200,8 +200,31 @@ def _watched(loop: asyncio.AbstractEventLoop) -> set[int]:
     return set() if selector is None else set(selector.get_map())
 
 
-def _other_threads() -> set[threading.Thread]:
+def other_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name != "connectbyname-resolver"}
+
+
+async def threads_and_fds_left(
+    pool: _resolve._Pool | None,
+    threads: set[threading.Thread],
+    fds: set[str],
+    sleep: Callable[[float], Awaitable[object]],
+) -> tuple[list[str], set[str]]:
+    """What a run left behind, on either event loop (``sleep`` its own): lookup threads
+    still there 2 s on (the pool's idle ones exit within a millisecond here), threads
+    not in ``threads``, descriptors not in ``fds``; and the descriptors now, for the
+    next run's comparison."""
+    problems = []
+    deadline = time.monotonic() + 2
+    while pool is not None and pool.threads() and time.monotonic() < deadline:
+        await sleep(0.001)
+    if pool is not None and pool.threads():
+        problems.append(f"{pool.threads()} lookup threads still there")
+    if left := other_threads() - threads:
+        problems.append(f"threads left: {sorted(t.name for t in left)}")
+    if (now := open_fds()) != fds:
+        problems.append(f"descriptors changed: {sorted(now ^ fds)}")
+    return problems, now
 
 
 async def _walk(scenario: Scenario, mode: Mode) -> Walk:
@@ -244,22 +267,12 @@ async def _walk(scenario: Scenario, mode: Mode) -> Walk:
         return run, outcome
 
     gc.collect()
-    fds, watched, threads = _open_fds(), _watched(loop), _other_threads()
+    fds, watched, threads = open_fds(), _watched(loop), other_threads()
     pool = scenario.pool
 
     async def left_behind() -> list[str]:
         nonlocal fds, watched
-        problems = []
-        deadline = time.monotonic() + 2
-        while pool is not None and pool.threads() and time.monotonic() < deadline:
-            await asyncio.sleep(0.001)
-        if pool is not None and pool.threads():
-            problems.append(f"{pool.threads()} lookup threads still there")
-        if left := _other_threads() - threads:
-            problems.append(f"threads left: {sorted(t.name for t in left)}")
-        if (now := _open_fds()) != fds:
-            problems.append(f"descriptors changed: {sorted(now ^ fds)}")
-            fds = now
+        problems, fds = await threads_and_fds_left(pool, threads, fds, asyncio.sleep)
         if (now_watched := _watched(loop)) != watched:
             problems.append(f"selector watches changed: {sorted(now_watched ^ watched)}")
             watched = now_watched

@@ -70,11 +70,8 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import os
 import ssl
 import sys
-import threading
-import time
 import warnings
 from typing import Any, Literal
 
@@ -89,7 +86,10 @@ from .test_cancel_every_step import (
     SCENARIOS,
     Scenario,
     loopback_world,
+    open_fds,
+    other_threads,
     scenario_of,
+    threads_and_fds_left,
     web,  # noqa: F401
 )
 
@@ -220,14 +220,6 @@ class Walk:
     problems: list[str] = dataclasses.field(default_factory=list)
 
 
-def _open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
-
-
-def _other_threads() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if t.name != "connectbyname-resolver"}
-
-
 def _io_waiters() -> tuple[int, int]:
     """How many tasks wait for a descriptor to turn readable, and writable (trio's own
     wake-up socket's among them)."""
@@ -262,24 +254,14 @@ async def _walk(scenario: Scenario, mode: Mode, steps: _Steps) -> Walk:
 
     # trio's own system tasks settle into their waits first.
     await trio.testing.wait_all_tasks_blocked()
-    fds, threads, waiters = _open_fds(), _other_threads(), _io_waiters()
+    fds, threads, waiters = open_fds(), other_threads(), _io_waiters()
     pool = scenario.pool
 
     async def left_behind() -> list[str]:
         nonlocal fds, waiters
-        problems = []
-        deadline = time.monotonic() + 2
-        while pool is not None and pool.threads() and time.monotonic() < deadline:
-            await trio.sleep(0.001)
-        if pool is not None and pool.threads():
-            problems.append(f"{pool.threads()} lookup threads still there")
-        if left := _other_threads() - threads:
-            problems.append(f"threads left: {sorted(t.name for t in left)}")
         # Before the collection: a socket only the cyclic collector would close was
         # not closed by the call.
-        if (now := _open_fds()) != fds:
-            problems.append(f"descriptors changed: {sorted(now ^ fds)}")
-            fds = now
+        problems, fds = await threads_and_fds_left(pool, threads, fds, trio.sleep)
         if (now_waiting := _io_waiters()) != waiters:
             problems.append(f"tasks waiting on descriptors: {waiters} -> {now_waiting}")
             waiters = now_waiting
