@@ -35,6 +35,7 @@ Only the calling thread is profiled, as only the main thread runs signal handler
 
 from __future__ import annotations
 
+import contextlib
 import dis
 import inspect
 import os
@@ -50,6 +51,7 @@ import anyio
 import httpcore
 import httpcore._synchronization
 import httpx
+import trio._socket
 
 import connectbyname
 
@@ -72,8 +74,12 @@ CLIENTS = tuple(
 #: queue, say).
 #: httpcore's locks are the same window in a client's code (its pool's lock held for
 #: good, and the pool's close waits for ever).
-#: And socket.py's close steps: interrupted in one (called by http.client, say), what
-#: it was closing is left to the collector, and no caller can help that.
+#: And socket.py's close steps (trio's socket's too): interrupted in one (called by
+#: http.client, say), what it was closing is left to the collector, and no caller can
+#: help that. And a @contextmanager's ``__enter__`` interrupted after its generator
+#: yielded, or its ``__exit__`` as it starts (CPython's gh-74174): the ``with`` never
+#: resumes the generator (a trio cancel scope of anyio's or trio's ``fail_after`` left
+#: open on the task, and closed by the collector outside trio).
 UNSAFE = {
     httpcore._synchronization.Lock.__enter__.__code__,
     httpcore._synchronization.Lock.__exit__.__code__,
@@ -87,6 +93,10 @@ UNSAFE = {
     # Private, so not in typeshed.
     vars(socket.socket)["_decref_socketios"].__code__,
     vars(socket.socket)["_real_close"].__code__,
+    # trio's socket close, the same steps (notify_closing, then the close).
+    trio._socket._SocketType.close.__code__,
+    contextlib._GeneratorContextManager.__enter__.__code__,
+    contextlib._GeneratorContextManager.__exit__.__code__,
 }
 #: The import system's frames: a module imported on first use (an encoding, say) is
 #: the import system's to read and close.

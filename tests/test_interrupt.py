@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -60,7 +60,8 @@ from connectbyname import (
     connect_by_name,
     connect_socket_by_name,
 )
-from connectbyname.adapters.httpx import ConnectByNameTransport
+from connectbyname.adapters._httpx_streams import AsyncPendingTLSStream, AsyncStream
+from connectbyname.adapters.httpx import AsyncConnectByNameTransport, ConnectByNameTransport
 from connectbyname.adapters.urllib3 import HTTPConnectionPool
 from connectbyname.testing import (
     Blackhole,
@@ -476,12 +477,7 @@ def _on_trio(connect: Callable[[], Any]) -> Callable[[], None]:
 
     def run() -> None:
         try:
-            trio.run(main)
-        except BaseExceptionGroup as group:
-            # The race's task group wraps what it meets, an interruption too.
-            if group.split(KeyboardInterrupt)[1] is not None:
-                raise
-            raise KeyboardInterrupt from group
+            _trio_run(main)
         finally:
             for conn in made:
                 conn.stream.extra(anyio.abc.SocketAttribute.raw_socket).close()
@@ -490,30 +486,99 @@ def _on_trio(connect: Callable[[], Any]) -> Callable[[], None]:
     return run
 
 
+def _httpx_on_trio(url: str, names: StaticResolver, context: ssl.SSLContext) -> Callable[[], None]:
+    """A GET of ``url`` with httpx's AsyncClient over the adapter's transport, run on
+    trio. The client's close comes after the interruption, as in the sync cases (a
+    close interrupted as it starts closes nothing, whoever wrote it): it runs
+    unprofiled, and closes whatever the request left in the pool."""
+
+    async def main() -> None:
+        transport = AsyncConnectByNameTransport(
+            verify=context, trust_env=False, resolver=names, history=False
+        )
+        client = httpx.AsyncClient(transport=transport)
+        try:
+            assert (await client.get(url)).status_code == 200
+        finally:
+            sys.setprofile(None)
+            await client.aclose()
+
+    return lambda: _trio_run(main)
+
+
+def _trio_run(main: Callable[[], Awaitable[None]]) -> None:
+    """``trio.run(main)``; an interruption that a task group wrapped (the race's wraps
+    what it meets) comes out as itself."""
+    try:
+        trio.run(main)
+    except BaseExceptionGroup as group:
+        if group.split(KeyboardInterrupt)[1] is not None:
+            raise
+        raise KeyboardInterrupt from group
+
+
+#: httpcore keeps a new stream in a local from its _connect until its connection object
+#: holds it, and asks the stream's get_extra_info in between: interrupted there, it
+#: drops the stream, a stock one too (the sync httpx cases let the warning pass). Its
+#: window, not the adapter's: no point is taken under these.
+_HTTPCORE_WINDOW = {
+    AsyncStream.get_extra_info.__code__,
+    AsyncPendingTLSStream.get_extra_info.__code__,
+}
+
+
+def _outside_httpcore_window(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code in _HTTPCORE_WINDOW:
+            return False
+        frame = frame.f_back
+    return True
+
+
 @pytest.mark.parametrize(
     "kind",
-    ["literal", "refused then working, names on threads", "blackholed then working"],
+    [
+        "literal",
+        "refused then working, names on threads",
+        "blackholed then working",
+        "httpx",
+        "httpx, TLS",
+    ],
 )
 def test_an_interruption_at_every_point_on_trio_leaks_nothing(
-    monkeypatch: pytest.MonkeyPatch, kind: str
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    server_cert: trustme.LeafCert,
+    client_ssl_context: ssl.SSLContext,
+    tmp_path: Path,
 ) -> None:
     # Trio raises KeyboardInterrupt wherever the signal lands in code it does not
     # protect (the engine's), and at the next checkpoint where it does.
     from trio._core._ki import ki_protection_enabled
 
+    def landing(frame: FrameType) -> bool:
+        return not ki_protection_enabled(frame) and _outside_httpcore_window(frame)
+
     with contextlib.ExitStack() as stack:
         world = stack.enter_context(strict_world(monkeypatch))
         port, server = world["port"], world["server"]
-        host, arguments = every_point_call(kind, world)
-        run = _on_trio(lambda: aconnect_by_name(host, port, **arguments))
+        if kind.startswith("httpx"):
+            tls = kind == "httpx, TLS"
+            # The server in another process: its own descriptors come and go meanwhile.
+            web = stack.enter_context(http_server_elsewhere(server_cert if tls else None, tmp_path))
+            names = StaticResolver({"example.test": ["127.0.0.1"]}, record_calls=False)
+            url = f"{'https' if tls else 'http'}://example.test:{web}/"
+            run = _httpx_on_trio(url, names, client_ssl_context)
+        else:
+            host, arguments = every_point_call(kind, world)
+            run = _on_trio(lambda: aconnect_by_name(host, port, **arguments))
         gc.collect()
-        seen = interrupt_at_every_point(
-            run,
-            before=lambda: drain(server),
-            landing=lambda frame: not ki_protection_enabled(frame),
-        )
+        seen = interrupt_at_every_point(run, before=lambda: drain(server), landing=landing)
     print(kind, seen)  # shown if the test fails
+    # Interrupted as httpcore sends a request body, httpx's body generator is left
+    # unfinished by httpcore's own loop over it (a stock transport's too).
+    warned = [w for w in seen["warned"] if "Async generator 'httpx." not in w]
     assert seen["points"] > 50
     assert seen["leaks"] == []
-    assert seen["warned"] == []
+    assert warned == []
     assert seen["failed"] == []
