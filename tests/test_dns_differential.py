@@ -368,6 +368,14 @@ def _addresses(result: dict[str, Any]) -> list[str]:
     return sorted(result.get("addresses") or [])
 
 
+#: "At once": before the first retry of the dropped query (timeout:1), not at once in
+#: wall-clock terms. Every case of a table starts together, and the engine's times
+#: include how long the lab server (one process, one datagram per turn of its loop)
+#: takes to get through that burst: 0.52 s for an answer sent at once, in a run of the
+#: version matrix on a slow machine.
+AT_ONCE = 0.9
+
+
 def _family_elapsed(engine: dict[str, Any], letter: str) -> float:
     return float(engine["families"][letter]["elapsed"])
 
@@ -377,7 +385,7 @@ def a_at_once(glibc: dict[str, Any], engine: dict[str, Any]) -> None:
     server one query at a time); the engine hands A to the race at once."""
     assert _addresses(engine) == _addresses(glibc) != []
     assert glibc["elapsed"] >= 2.9
-    assert _family_elapsed(engine, "4") < 0.5
+    assert _family_elapsed(engine, "4") < AT_ONCE
 
 
 def aaaa_at_once(glibc: dict[str, Any], engine: dict[str, Any]) -> None:
@@ -385,7 +393,7 @@ def aaaa_at_once(glibc: dict[str, Any], engine: dict[str, Any]) -> None:
     its one-at-a-time retry and times out); the engine hands AAAA to the race at once."""
     assert glibc.get("error") == EAI_AGAIN
     assert _addresses(engine) == ["2001:db8::24"]
-    assert _family_elapsed(engine, "6") < 0.5
+    assert _family_elapsed(engine, "6") < AT_ONCE
 
 
 def aaaa_nxdomain_stands(glibc: dict[str, Any], engine: dict[str, Any]) -> None:
