@@ -455,7 +455,13 @@ class _EventLoopIO:
 
     raises: _Raises
 
-    def fail_after(self, timeout: float | None) -> Any:
+    def deadline(self, timeout: float | None) -> Any:
+        """A cancel scope that ends what it holds after ``timeout`` seconds: the
+        caller raises `TimeoutError` when the ``with`` falls through. Not the
+        libraries' ``fail_after``: that is a ``@contextmanager``, whose ``__enter__``,
+        interrupted after its generator yielded, leaves the scope open on the task for
+        good (CPython's gh-74174); trio protects its CancelScope's ``__enter__`` and
+        ``__exit__`` from KeyboardInterrupt."""
         raise NotImplementedError
 
     async def receive(self, stream: Any, max_bytes: int) -> bytes:
@@ -483,8 +489,10 @@ class _EventLoopIO:
 class _AnyioIO(_EventLoopIO):
     raises = ANYIO_ERRORS
 
-    def fail_after(self, timeout: float | None) -> Any:
-        return anyio.fail_after(timeout)
+    def deadline(self, timeout: float | None) -> Any:
+        return anyio.CancelScope(
+            deadline=math.inf if timeout is None else anyio.current_time() + timeout
+        )
 
     async def receive(self, stream: Any, max_bytes: int) -> bytes:
         try:
@@ -499,10 +507,11 @@ class _AnyioIO(_EventLoopIO):
     async def start_tls(
         self, stream: Any, context: ssl.SSLContext, hostname: str | None, timeout: float | None
     ) -> Any:
-        with anyio.fail_after(timeout):
+        with self.deadline(timeout):
             return await anyio.streams.tls.TLSStream.wrap(
                 stream, ssl_context=context, hostname=hostname, standard_compatible=False
             )
+        raise TimeoutError
 
     async def aclose_forcefully(self, stream: Any) -> None:
         await anyio.aclose_forcefully(stream)
@@ -523,11 +532,14 @@ class _TrioIO(_EventLoopIO):
 
         self._trio = trio
         self.raises = _Raises(
-            (trio.TooSlowError,), (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+            (TimeoutError,), (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
         )
 
-    def fail_after(self, timeout: float | None) -> Any:
-        return self._trio.fail_after(math.inf if timeout is None else timeout)
+    def deadline(self, timeout: float | None) -> Any:
+        trio = self._trio
+        return trio.CancelScope(
+            deadline=math.inf if timeout is None else trio.current_time() + timeout
+        )
 
     async def receive(self, stream: Any, max_bytes: int) -> bytes:
         data: bytes = await stream.receive_some(max_bytes)
@@ -542,9 +554,10 @@ class _TrioIO(_EventLoopIO):
         trio = self._trio
         # https_compatible: no close_notify expected, as anyio's standard_compatible=False.
         tls = trio.SSLStream(stream, context, server_hostname=hostname, https_compatible=True)
-        with trio.fail_after(math.inf if timeout is None else timeout):
+        with self.deadline(timeout):
             await tls.do_handshake()
-        return tls
+            return tls
+        raise TimeoutError
 
     async def aclose_forcefully(self, stream: Any) -> None:
         await self._trio.aclose_forcefully(stream)
@@ -587,8 +600,9 @@ class AsyncStream(httpcore.AsyncNetworkStream):
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         io = self._io
         try:
-            with io.fail_after(timeout):
+            with io.deadline(timeout):
                 return await io.receive(self._stream, max_bytes)
+            raise TimeoutError
         except Exception as exc:
             error = translate(exc, READ, io.raises)
             if error is exc:
@@ -600,8 +614,10 @@ class AsyncStream(httpcore.AsyncNetworkStream):
             return
         io = self._io
         try:
-            with io.fail_after(timeout):
+            with io.deadline(timeout):
                 await io.send(self._stream, buffer)
+                return
+            raise TimeoutError
         except Exception as exc:
             error = translate(exc, WRITE, io.raises)
             if error is exc:

@@ -35,7 +35,6 @@ Only the calling thread is profiled, as only the main thread runs signal handler
 
 from __future__ import annotations
 
-import contextlib
 import dis
 import inspect
 import os
@@ -76,10 +75,11 @@ CLIENTS = tuple(
 #: good, and the pool's close waits for ever).
 #: And socket.py's close steps (trio's socket's too): interrupted in one (called by
 #: http.client, say), what it was closing is left to the collector, and no caller can
-#: help that. And a @contextmanager's ``__enter__`` interrupted after its generator
-#: yielded, or its ``__exit__`` as it starts (CPython's gh-74174): the ``with`` never
-#: resumes the generator (a trio cancel scope of anyio's or trio's ``fail_after`` left
-#: open on the task, and closed by the collector outside trio).
+#: help that.
+#: A @contextmanager's ``__enter__`` interrupted after its generator yielded (CPython's
+#: gh-74174: the ``with`` never resumes it) is not among them: under the engine's frames
+#: it would be the engine's window (the httpx adapter's streams time out with cancel
+#: scopes, not ``fail_after``, for that reason).
 UNSAFE = {
     httpcore._synchronization.Lock.__enter__.__code__,
     httpcore._synchronization.Lock.__exit__.__code__,
@@ -95,8 +95,6 @@ UNSAFE = {
     vars(socket.socket)["_real_close"].__code__,
     # trio's socket close, the same steps (notify_closing, then the close).
     trio._socket._SocketType.close.__code__,
-    contextlib._GeneratorContextManager.__enter__.__code__,
-    contextlib._GeneratorContextManager.__exit__.__code__,
 }
 #: The import system's frames: a module imported on first use (an encoding, say) is
 #: the import system's to read and close.

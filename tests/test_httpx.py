@@ -417,6 +417,32 @@ def test_proxy_forwards_http_and_tunnels_https(  # noqa: PLR0917 (fixtures)
     assert resolver.calls[0].host == "proxy.test"
 
 
+def test_a_tunnels_silent_tls_is_a_connect_timeout(
+    assert_no_fd_leak: None,
+    mode: str,
+    proxied: tuple[ProxyServer, StaticResolver],
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    # The proxy tunnels to a listener whose kernel completes TCP and that never answers
+    # TLS: the handshake through the tunnel (the stream's start_tls, not the race's)
+    # ends at the connect deadline.
+    proxy, resolver = proxied
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        started = time.monotonic()
+        with pytest.raises(httpx.ConnectTimeout):
+            fetch(
+                mode,
+                [f"https://{NAME}:{silent.getsockname()[1]}/"],
+                timeout=httpx.Timeout(5, connect=0.5),
+                proxy=f"http://proxy.test:{proxy.port}",
+                verify=client_ssl_context,
+                resolver=resolver,
+            )
+        took = time.monotonic() - started
+    assert proxy.connect_requests == 1
+    assert 0.45 <= took < 0.5 + 1.5
+
+
 def test_environment_proxy_when_trusting_the_environment(
     assert_no_fd_leak: None,
     mode: str,
