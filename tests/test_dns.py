@@ -236,6 +236,24 @@ def test_cache_hit_within_ttl_and_expiry(assert_no_fd_leak: None) -> None:
         assert server.count("A") == 2
 
 
+def test_cache_keeps_an_answer_a_day_at_most(
+    assert_no_fd_leak: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = time.monotonic
+    with (
+        DNSServer(RECORDS, ttl=3 * 86_400) as server,
+        DNSResolver([server.host], port=server.port, timeout=2) as resolver,
+    ):
+        assert resolver(NAME, 80, socket.AF_INET)[0][4] == ("127.0.0.1", 80)
+        # The clock moves on (the resolver's I/O thread sees it move too).
+        monkeypatch.setattr(time, "monotonic", lambda: real() + 86_000)
+        assert resolver(NAME, 80, socket.AF_INET)[0][4] == ("127.0.0.1", 80)
+        assert server.count("A") == 1
+        monkeypatch.setattr(time, "monotonic", lambda: real() + 86_401)
+        assert resolver(NAME, 80, socket.AF_INET)[0][4] == ("127.0.0.1", 80)
+        assert server.count("A") == 2
+
+
 def test_retransmits_then_eai_again(assert_no_fd_leak: None, dns_server: DNSServer) -> None:
     dns_server.drop = {"A"}
     with DNSResolver([dns_server.host], port=dns_server.port, timeout=0.6) as resolver:

@@ -24,7 +24,6 @@ import selectors
 import socket
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +42,7 @@ except ImportError as exc:  # pragma: no cover (depends on the installation)
         "connectbyname.dns needs dnspython: pip install 'connectbyname[dns]'"
     ) from exc
 
+from ._dns._cache import TTLCache
 from ._errors import NameResolutionError
 from ._info import Candidate
 from ._resolve import Lookup, candidates_from, getaddrinfo_port
@@ -80,42 +80,6 @@ class _Answer:
     addresses: tuple[str, ...] = ()
     errno: int = 0
     reason: str = ""
-
-
-class _Cache:
-    """Answers by (name, record type) until they expire; least recently used go first."""
-
-    def __init__(self, max_entries: int) -> None:
-        self._max = max_entries
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[str, int], tuple[float, _Answer]] = OrderedDict()
-
-    def get(self, key: tuple[str, int], now: float) -> _Answer | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            if entry[0] <= now:
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-            return entry[1]
-
-    def put(self, key: tuple[str, int], answer: _Answer, ttl: float, now: float) -> None:
-        if ttl <= 0 or self._max <= 0:
-            return
-        with self._lock:
-            self._entries[key] = (now + ttl, answer)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 class _Job:
@@ -185,11 +149,11 @@ class DNSResolver:
     A lookup gives up after ``timeout`` seconds, having sent its query up to three
     times (more with more nameservers, rotating through them, evenly spread over
     ``timeout``); a call's own timeout, when shorter, ends the wait sooner. With
-    ``cache``, answers are kept for their TTL (at most ``max_cache_entries`` of them);
-    a "no such name" or "no such record" answer for the SOA's negative TTL (RFC 2308),
-    at most ``max_negative_ttl`` seconds. A SERVFAIL or REFUSED answer moves to the
-    next nameserver at once. Truncated answers are used as far as they go (there is no
-    TCP fallback).
+    ``cache``, answers are kept for their TTL, at most a day (at most
+    ``max_cache_entries`` of them); a "no such name" or "no such record" answer for the
+    SOA's negative TTL (RFC 2308), at most ``max_negative_ttl`` seconds. A SERVFAIL or
+    REFUSED answer moves to the next nameserver at once. Truncated answers are used as
+    far as they go (there is no TCP fallback).
 
     The resolver is thread-safe and may be shared. Its I/O thread starts with the
     first lookup and exits after `IDLE_SECONDS` without one; `close` (or leaving a
@@ -231,7 +195,7 @@ class DNSResolver:
         self.port = port
         self.timeout = float(timeout)
         self.max_negative_ttl = float(max_negative_ttl)
-        self._cache = _Cache(max_cache_entries if cache else 0)
+        self._cache = TTLCache[_Answer](max_cache_entries if cache else 0)
         self._tries = max(_TRIES, len(servers))
         self._lock = threading.Lock()
         self._loop: _Loop | None = None
