@@ -36,6 +36,7 @@ Only the calling thread is profiled, as only the main thread runs signal handler
 from __future__ import annotations
 
 import dis
+import http.client
 import inspect
 import os
 import socket
@@ -75,7 +76,10 @@ CLIENTS = tuple(
 #: good, and the pool's close waits for ever).
 #: And socket.py's close steps (trio's socket's too): interrupted in one (called by
 #: http.client, say), what it was closing is left to the collector, and no caller can
-#: help that.
+#: help that. And http.client's HTTPResponse interrupted in its constructor (urllib3's
+#: getresponse makes one): half-built, with no ``fp``, and its finalizer's close fails
+#: on the missing attribute, which Python 3.13 reports (gh-62948; 3.11 and 3.12 were
+#: silent). What it would have read is the connection's, which closes it.
 #: A @contextmanager's ``__enter__`` interrupted after its generator yielded (CPython's
 #: gh-74174: the ``with`` never resumes it) is not among them: under the engine's frames
 #: it would be the engine's window (the httpx adapter's streams time out with cancel
@@ -95,6 +99,7 @@ UNSAFE = {
     vars(socket.socket)["_real_close"].__code__,
     # trio's socket close, the same steps (notify_closing, then the close).
     trio._socket._SocketType.close.__code__,
+    http.client.HTTPResponse.__init__.__code__,
 }
 #: The import system's frames: a module imported on first use (an encoding, say) is
 #: the import system's to read and close.
