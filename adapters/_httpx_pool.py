@@ -1,7 +1,7 @@
 """httpx's private plumbing, fenced off: the one place this adapter touches httpx's
 private API, and what httpx's transports do that has to be done again for ours.
 
-httpx (tested: 0.28) has no public way to give `httpx.HTTPTransport` a network backend:
+httpx (tested: 0.28, 0.29) has no public way to give `httpx.HTTPTransport` a network backend:
 its ``__init__`` builds an httpcore pool into ``self._pool``, and ``handle_request``,
 ``close``, ``__enter__`` and ``__exit__`` (async: their async forms) use nothing else.
 Our transports skip that ``__init__`` and put in a pool built with httpcore's public
@@ -30,7 +30,7 @@ except ModuleNotFoundError as exc:
     missing_client(exc, "httpx")
 
 #: The httpx releases this adapter was tested with (see the README's version table).
-TESTED = "httpx 0.28.0 to 0.28.1"
+TESTED = "httpx 0.28.0 to 0.29.0"
 
 _USES_POOL = {
     httpx.HTTPTransport: ("handle_request", "close", "__enter__", "__exit__"),
