@@ -474,7 +474,9 @@ def test_an_interruption_at_every_point_leaks_nothing(
             run,
             before=lambda: drain(server),
             expected=expected,
-            landing=_outside_httpcore_window,
+            # Only httpx's transport has the window; the walk up the stack at every
+            # point doubled the urllib3 case's time.
+            landing=_outside_httpcore_window if kind.startswith("httpx") else None,
         )
     print(kind, seen)  # shown if the test fails
     assert seen["points"] > 50
