@@ -12,6 +12,8 @@ import collections
 import heapq
 import select
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -320,31 +322,64 @@ def test_only_ip_literals_as_nameservers() -> None:
 # --------------------------------------------------------------------------- sync engine
 
 
+#: Run in a fresh interpreter: which of dnspython's modules a first lookup (sync, then
+#: async, of two names: neither from the cache) imports.
+FIRST_LOOKUP = """
+import asyncio, socket, sys
+from connectbyname.dns import DNSResolver
+before = set(sys.modules)
+with DNSResolver(["127.0.0.1"], port=int(sys.argv[1])) as resolver:
+    resolver(sys.argv[2], 80, socket.AF_UNSPEC)
+    asyncio.run(resolver.alookup(sys.argv[3], 80, socket.AF_UNSPEC))
+print(" ".join(sorted(m for m in set(sys.modules) - before if m.startswith("dns."))))
+"""
+
+
+def test_a_first_lookup_imports_nothing_inside_its_timeout(dns_server: DNSServer) -> None:
+    # A module imported on first use is paid for out of the first call's timeout: a test
+    # whose first async lookup imported the async query module started its first attempt
+    # 0.19 to 0.34 s late on CI.
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_LOOKUP, str(dns_server.port), NAME, "v4only.example.test"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert dns_server.count("A") == 1
+    assert dns_server.count("A", "v4only.example.test") == 1
+    # dnspython's event loop glue, chosen by the loop that runs (trio's needs trio).
+    assert set(done.stdout.split()) <= {"dns._asyncio_backend"}, done.stdout
+
+
 def test_aaaa_dropped_connects_on_ipv4(
     assert_no_fd_leak: None, dns_server: DNSServer, resolver: DNSResolver, http_server: HTTPServer
 ) -> None:
     dns_server.drop = {"AAAA"}
     started = time.monotonic()
     with connect_by_name(
-        NAME, http_server.port, timeout=1, resolver=resolver, history=False
+        NAME, http_server.port, timeout=3, resolver=resolver, history=False
     ) as conn:
         assert conn.remote_address == ("127.0.0.1", http_server.port)
-        # IPv4 waited only the resolution delay (50 ms) for the AAAA answer.
-        assert 0.04 <= conn.attempts[0].start < 0.3
+        # IPv4 waited only the resolution delay (50 ms) for the AAAA answer, not the
+        # resolver's 2 s (the margin is for a loaded machine).
+        assert 0.04 <= conn.attempts[0].start < 1.0
         assert len(conn.attempts) == 1
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 1.5
 
 
 def test_aaaa_delayed_first_attempt_at_resolution_delay(
     assert_no_fd_leak: None, dns_server: DNSServer, resolver: DNSResolver, http_server: HTTPServer
 ) -> None:
-    dns_server.delay = {"AAAA": 0.3}
+    # The AAAA answer 1 s late: the first attempt starts at the resolution delay (50 ms;
+    # the margin is for a loaded machine) and the call does not wait for the answer.
+    dns_server.delay = {"AAAA": 1.0}
     with connect_by_name(
-        NAME, http_server.port, timeout=2, resolver=resolver, history=False
+        NAME, http_server.port, timeout=3, resolver=resolver, history=False
     ) as conn:
         assert conn.remote_address == ("127.0.0.1", http_server.port)
-        assert 0.04 <= conn.attempts[0].start < 0.2
-        assert conn.elapsed < 0.3  # did not wait for the late AAAA answer
+        assert 0.04 <= conn.attempts[0].start < 0.7
+        assert conn.elapsed < 1.0
 
 
 def test_timeout_honoured_when_nothing_answers(
@@ -372,14 +407,14 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 async def test_async_aaaa_delayed_without_any_thread(
     assert_no_fd_leak: None, dns_server: DNSServer, resolver: DNSResolver, http_server: HTTPServer
 ) -> None:
-    dns_server.delay = {"AAAA": 0.3}
+    dns_server.delay = {"AAAA": 1.0}  # as in test_aaaa_delayed_first_attempt_at_resolution_delay
     before = set(threading.enumerate())
     async with await aconnect_by_name(
-        NAME, http_server.port, timeout=2, resolver=resolver, history=False
+        NAME, http_server.port, timeout=3, resolver=resolver, history=False
     ) as conn:
         assert conn.remote_address == ("127.0.0.1", http_server.port)
-        assert 0.04 <= conn.attempts[0].start < 0.2
-        assert conn.elapsed < 0.3
+        assert 0.04 <= conn.attempts[0].start < 0.7
+        assert conn.elapsed < 1.0
     # No resolver pool thread, no I/O thread, no executor thread: nothing new at all but
     # the HTTP server's connection thread and trio's own (anyio's test runner runs trio
     # in guest mode, which waits for I/O in a thread of trio's thread cache).

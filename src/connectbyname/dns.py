@@ -30,13 +30,22 @@ from typing import Any
 
 import idna
 
+# Everything a lookup uses is imported here, not on first use: the first call's timeout
+# is for the network. dnspython's async query module (which brings its sync one, its
+# QUIC and zone-transfer code) and its A and AAAA record classes take 30 ms to import
+# on an idle 2-core machine, and a test whose first async lookup imported them started
+# its first attempt 0.19 to 0.34 s late on a loaded CI machine.
 try:
+    import dns.asyncbackend
+    import dns.asyncquery
     import dns.exception
     import dns.flags
     import dns.message
     import dns.name
     import dns.rcode
     import dns.rdatatype
+    import dns.rdtypes.IN.A
+    import dns.rdtypes.IN.AAAA
 except ImportError as exc:  # pragma: no cover (depends on the installation)
     raise ImportError(
         "connectbyname.dns needs dnspython: pip install 'connectbyname[dns]'"
@@ -409,9 +418,6 @@ class DNSResolver:
         return None
 
     async def _aquery(self, qname: dns.name.Name, rdtype: int) -> _Answer:
-        import dns.asyncbackend
-        import dns.asyncquery
-
         # Not dnspython's default backend: it is fixed by the first call, and the next
         # call may run on another event loop library.
         backend = dns.asyncbackend.get_backend(dns.asyncbackend.sniff())
