@@ -167,9 +167,16 @@ def test_refused_exits_1_with_the_error_on_stderr_and_the_race_on_stdout(capsys:
     assert f"trying 127.0.0.1:{port}" in out
     (row,) = timeline_rows(out)
     assert "refused" in row
-    assert "=" not in row  # well under a millisecond: a mark
-    assert "*" in row
-    assert " ms " in row
+    # A refusal on loopback takes well under a millisecond, drawn as a mark; on a loaded
+    # machine it may take longer (and the mark or bar on that scale is the timeline's, see
+    # test_timeline_*): what is drawn follows what is reported.
+    duration = re.search(r" (\d+(?:\.\d+)?) ms ", row)
+    assert duration is not None, row
+    if float(duration[1]) < 1:
+        assert "*" in row
+        assert "=" not in row
+    else:
+        assert ("*" in row) != ("=" in row)
 
 
 def test_public_only_refuses_bad_ports_before_connecting(capsys: Any) -> None:
