@@ -336,9 +336,8 @@ print(" ".join(sorted(m for m in set(sys.modules) - before if m.startswith("dns.
 
 
 def test_a_first_lookup_imports_nothing_inside_its_timeout(dns_server: DNSServer) -> None:
-    # A module imported on first use is paid for out of the first call's timeout: a test
-    # whose first async lookup imported the async query module started its first attempt
-    # 0.19 to 0.34 s late on CI.
+    # A module imported on first use is paid for out of the first call's timeout (what
+    # that cost on CI: the comment on connectbyname/dns.py's imports).
     done = subprocess.run(
         [sys.executable, "-c", FIRST_LOOKUP, str(dns_server.port), NAME, "v4only.example.test"],
         capture_output=True,
