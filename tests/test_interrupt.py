@@ -98,19 +98,22 @@ TOOLKIT = str(Path(connectbyname.__file__).parent / "testing") + os.sep
 UNSAFE = {threading.Thread.start.__code__}
 #: Weak reference callbacks, run while an object is freed: what they raise is only
 #: reported ("exception ignored"), so an interruption there is lost, in any program.
+#: Looked for on the whole stack, not only at its top: a handler that deferred inside
+#: one (re-arming its timer) can be interrupted by the next signal, and what it raised
+#: would end in the callback all the same.
 FINALIZERS = ("_weakrefset.py", "weakref.py")
 
 
 def inside_the_engine(frame: FrameType | None) -> bool:
     """Whether ``frame`` or a frame that called it runs connectbyname's own code (and
     none of the standard library's code known not to bear interruptions)."""
-    if frame is not None and frame.f_code.co_filename.endswith(FINALIZERS):
-        return False
     inside = False
     while frame is not None:
         if frame.f_code in UNSAFE:
             return False
         path = frame.f_code.co_filename
+        if path.endswith(FINALIZERS):
+            return False
         if path.startswith(PACKAGE) and not path.startswith(TOOLKIT):
             inside = True
         frame = frame.f_back
