@@ -84,6 +84,7 @@ import trio.testing
 from .test_cancel_every_step import (
     RETRIES,
     SCENARIOS,
+    UNCANCELLED_RUNS,
     Scenario,
     loopback_world,
     open_fds,
@@ -212,7 +213,7 @@ class _Steps(trio.abc.Instrument):
 
 @dataclasses.dataclass
 class Walk:
-    uncancelled_steps: int = 0  # the first, uncancelled run's, of every task
+    uncancelled_steps: int = 0  # the most the uncancelled runs took, of every task
     uncancelled_own: int = 0  # and of the call's task
     points: int = 0  # steps at which a cancellation came
     runs: int = 0
@@ -291,13 +292,14 @@ async def _walk(scenario: Scenario, mode: Mode, steps: _Steps) -> Walk:
             walk.problems += [f"step {at}: {p}" for p in problems]
             return run
 
-        # Uncancelled (step 0), a first run tells how many steps the call takes.
-        first = await checked_run(0)
-        walk.uncancelled_steps, walk.uncancelled_own = first.steps, first.own
-        if walk.problems or walk.outcomes != {"completed": 1}:
+        # Uncancelled (step 0), the first runs tell how many steps the call takes.
+        firsts = [await checked_run(0) for _ in range(UNCANCELLED_RUNS)]
+        walk.uncancelled_steps = max(run.steps for run in firsts)
+        walk.uncancelled_own = max(run.own for run in firsts)
+        if walk.problems or walk.outcomes != {"completed": UNCANCELLED_RUNS}:
             walk.problems.append(f"uncancelled: {walk.outcomes}")
             return walk
-        reach = first.steps
+        reach = walk.uncancelled_steps
         limit = 3 * reach + 20
         for at in range(1, limit + 1):
             # A lookup thread's answer, or the peer's, may come a batch earlier or later
