@@ -369,8 +369,8 @@ def loopback_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
                 "refused-v6.test": ["::1", "127.0.0.1"],
                 "blackholed.test": ["127.0.0.2", "127.0.0.1"],
             },
-            # The answers come once the race waits for them, so that every run
-            # walks the same steps (the lookups' wake-ups among them).
+            # The answers come once the race waits for them, so that a run walks the
+            # lookups' wake-ups too (how runs still differ: the module's docstring).
             delay=0.05,
             record_calls=False,
         )
